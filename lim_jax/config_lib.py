@@ -1,0 +1,207 @@
+"""The shared configuration: every field a run reads, and its validation.
+
+Config files in ``configs/`` call :func:`default_config` and override fields; a family's own fields
+(``process.alpha``, ``process.hurst``, ...) come from the family module's ``config_fields()`` through
+:func:`set_family`. Field names listed in DESIGN.md §9 are a public contract: never rename them.
+
+:func:`validate` runs before anything is compiled and raises ``ValueError`` whose message starts
+with the offending field's dotted name.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import math
+import numbers
+from typing import Any
+
+import jax
+from ml_collections import config_dict
+
+ConfigDict = config_dict.ConfigDict
+
+ON_NONFINITE = ("stop", "skip")
+OPTIMIZERS = ("adam", "adamw")
+LR_SCHEDULES = ("constant", "cosine")
+
+
+def default_config() -> ConfigDict:
+  """All shared fields with their defaults (a Gaussian VP model on the 2-D ring)."""
+  c = ConfigDict()
+  c.seed = 0
+
+  c.data = ConfigDict()
+  c.data.dataset = "ring8"
+  c.data.image_size = 0  # 0 for vector (toy) data
+  c.data.num_train = 50_000  # size of the fixed training set drawn from the toy generator
+  c.data.alpha = 1.7  # tail index of the heavy-tailed ``sas`` toy set (Baule 2025)
+
+  c.model = ConfigDict()
+  c.model.name = "mlp"
+  c.model.hidden = 256
+  c.model.depth = 4
+  c.model.time_embed_dim = 64
+  c.model.dtype = "float32"
+
+  c.process = ConfigDict()
+  c.process.family = "gaussian"
+  c.process.sde = "vp"  # vp | ve
+  c.process.schedule = "linear"  # VP schedule: linear | cosine
+  c.process.beta_min = 0.1
+  c.process.beta_max = 20.0
+  c.process.cosine_s = 0.008
+  c.process.sigma_min = 0.01
+  c.process.sigma_max = 50.0
+  c.process.t_max = config_dict.placeholder(float)  # None: 1 (0.9946 for cosine)
+  c.process.t_min = 1e-3
+  c.process.t_min_train = 1e-5
+
+  c.training = ConfigDict()
+  c.training.batch_size = 512  # global, over all devices and hosts
+  c.training.num_steps = 4000
+  c.training.log_every = 200
+  c.training.checkpoint_every = 2000
+  c.training.keep_checkpoints = 3
+  c.training.steps_per_call = 20
+  c.training.on_nonfinite = "stop"
+  c.training.max_nonfinite = 10  # ``skip``: stop after this many non-finite steps in a row
+  c.training.loss = "l2"
+  c.training.huber_delta = 1.0
+  c.training.sample_every = 0  # 0: write samples at the end only
+
+  c.optim = ConfigDict()
+  c.optim.optimizer = "adam"
+  c.optim.learning_rate = 1e-3
+  c.optim.lr_schedule = "constant"
+  c.optim.warmup_steps = 100
+  c.optim.grad_clip = 1.0
+  c.optim.ema_decay = 0.999
+  c.optim.weight_decay = 0.0
+  c.optim.b1 = 0.9
+  c.optim.b2 = 0.999
+  c.optim.eps = 1e-8
+
+  c.sampling = ConfigDict()
+  c.sampling.sampler = "ei_sde"
+  c.sampling.nfe = 200
+  c.sampling.num_samples = 4096
+  c.sampling.batch_size = 4096
+  c.sampling.snr = 0.16
+
+  c.eval = ConfigDict()
+  c.eval.metrics = ("sliced_wasserstein", "mmd")
+  c.eval.num_samples = 4096
+  c.eval.inception_path = ""
+  return c
+
+
+def set_family(config: ConfigDict, family: str, **overrides: Any) -> ConfigDict:
+  """Sets ``process.family`` and adds that family's own fields (``config_fields()``), overridden."""
+  from lim_jax.processes import FAMILIES  # pylint: disable=g-import-not-at-top
+  if family not in FAMILIES:
+    raise ValueError(f"process.family must be one of {sorted(FAMILIES)}, got {family!r}")
+  module = importlib.import_module(FAMILIES[family])
+  config.process.family = family
+  fields = dict(getattr(module, "config_fields", dict)())
+  for name in overrides:
+    if name not in fields and name not in config.process:
+      raise ValueError(f"process.{name} is not a field of family {family!r}")
+  fields.update(overrides)
+  with config.unlocked():
+    for name, value in fields.items():
+      config.process[name] = value
+  return config
+
+
+def _require(cond: bool, field: str, msg: str, value: Any) -> None:
+  if not cond:
+    raise ValueError(f"{field} {msg}, got {value!r}")
+
+
+def _positive_int(config: ConfigDict, field: str) -> None:
+  section, name = field.split(".")
+  value = config[section][name]
+  _require(isinstance(value, numbers.Integral) and not isinstance(value, bool) and value > 0,
+           field, "must be a positive integer", value)
+
+
+def validate(config: ConfigDict, num_devices: int | None = None,
+             num_processes: int | None = None):
+  """Checks every shared field; builds and validates the Process, model and sampler names.
+
+  Args:
+    config: the run configuration.
+    num_devices: global device count the batch is split over (default: ``jax.device_count()``).
+    num_processes: host count (default: ``jax.process_count()``).
+
+  Returns:
+    The validated :class:`~lim_jax.processes.Process`.
+
+  Raises:
+    ValueError: naming the first bad field.
+  """
+  from lim_jax import data, models, samplers, losses  # pylint: disable=g-import-not-at-top
+  from lim_jax.processes import get_process  # pylint: disable=g-import-not-at-top
+  num_devices = jax.device_count() if num_devices is None else num_devices
+  num_processes = jax.process_count() if num_processes is None else num_processes
+
+  _require(isinstance(config.seed, numbers.Integral), "seed", "must be an integer", config.seed)
+  data.validate(config.data)
+  models.validate(config.model)
+  process = get_process(config.process)
+
+  tr = config.training
+  for f in ("batch_size", "num_steps", "log_every", "checkpoint_every", "keep_checkpoints",
+            "steps_per_call", "max_nonfinite"):
+    _positive_int(config, f"training.{f}")
+  _require(tr.batch_size % num_devices == 0, "training.batch_size",
+           f"must be divisible by the number of devices ({num_devices})", tr.batch_size)
+  _require(tr.batch_size % num_processes == 0, "training.batch_size",
+           f"must be divisible by the number of processes ({num_processes})", tr.batch_size)
+  _require(tr.on_nonfinite in ON_NONFINITE, "training.on_nonfinite",
+           f"must be one of {ON_NONFINITE}", tr.on_nonfinite)
+  _require(tr.loss in losses.PENALTIES, "training.loss",
+           f"must be one of {sorted(losses.PENALTIES)}", tr.loss)
+  _require(tr.huber_delta > 0, "training.huber_delta", "must be > 0", tr.huber_delta)
+  _require(isinstance(tr.sample_every, numbers.Integral) and tr.sample_every >= 0,
+           "training.sample_every", "must be an integer >= 0", tr.sample_every)
+
+  op = config.optim
+  _require(op.optimizer in OPTIMIZERS, "optim.optimizer", f"must be one of {OPTIMIZERS}",
+           op.optimizer)
+  _require(op.lr_schedule in LR_SCHEDULES, "optim.lr_schedule", f"must be one of {LR_SCHEDULES}",
+           op.lr_schedule)
+  _require(math.isfinite(op.learning_rate) and op.learning_rate > 0, "optim.learning_rate",
+           "must be a finite number > 0", op.learning_rate)
+  _require(isinstance(op.warmup_steps, numbers.Integral) and op.warmup_steps >= 0,
+           "optim.warmup_steps", "must be an integer >= 0", op.warmup_steps)
+  _require(op.grad_clip >= 0, "optim.grad_clip", "must be >= 0 (0 disables clipping)",
+           op.grad_clip)
+  _require(0 <= op.ema_decay < 1, "optim.ema_decay", "must be in [0, 1)", op.ema_decay)
+  _require(op.weight_decay >= 0, "optim.weight_decay", "must be >= 0", op.weight_decay)
+
+  sp = config.sampling
+  names = samplers.available(process)
+  _require(sp.sampler in names, "sampling.sampler",
+           f"must be one of {names} for family {process.family!r}", sp.sampler)
+  for f in ("nfe", "num_samples", "batch_size"):
+    _positive_int(config, f"sampling.{f}")
+  _require(sp.nfe >= samplers.EVALS_PER_STEP.get(sp.sampler, 1), "sampling.nfe",
+           f"is too small for sampler {sp.sampler!r}", sp.nfe)
+  _require(sp.batch_size % num_devices == 0, "sampling.batch_size",
+           f"must be divisible by the number of devices ({num_devices})", sp.batch_size)
+  _require(sp.snr > 0, "sampling.snr", "must be > 0", sp.snr)
+
+  ev = config.eval
+  _positive_int(config, "eval.num_samples")
+  from lim_jax import evaluate  # pylint: disable=g-import-not-at-top
+  for m in ev.metrics:
+    _require(m in evaluate.METRICS, "eval.metrics", f"entries must be in {sorted(evaluate.METRICS)}",
+             m)
+  return process
+
+
+def to_json(config: ConfigDict) -> str:
+  """The resolved config as JSON (``workdir/config.json``)."""
+  return json.dumps(config.to_dict(), indent=2, sort_keys=True, default=str)

@@ -1,0 +1,45 @@
+"""Networks, selected by ``model.name``.
+
+:func:`get_model` returns a flax module and :func:`make_apply` the pure
+``apply_fn(params, x, t, train=False, rng=None) -> out`` that losses and samplers call.
+"""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+
+from lim_jax.models.mlp import MLP
+
+MODELS = ("mlp",)
+DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
+
+
+def validate(model_cfg) -> None:
+  if model_cfg.name not in MODELS:
+    raise ValueError(f"model.name must be one of {MODELS}, got {model_cfg.name!r}")
+  if model_cfg.dtype not in DTYPES:
+    raise ValueError(f"model.dtype must be one of {tuple(DTYPES)}, got {model_cfg.dtype!r}")
+  for f in ("hidden", "depth", "time_embed_dim"):
+    v = model_cfg[f]
+    if not (isinstance(v, int) and v > 0):
+      raise ValueError(f"model.{f} must be a positive integer, got {v!r}")
+  if model_cfg.time_embed_dim % 2:
+    raise ValueError(f"model.time_embed_dim must be even, got {model_cfg.time_embed_dim}")
+
+
+def get_model(model_cfg, data_shape: tuple[int, ...], num_outputs: int = 1):
+  """The network for data of ``data_shape`` (without batch) with ``num_outputs`` heads."""
+  validate(model_cfg)
+  return MLP(out_dim=int(data_shape[-1]) * num_outputs, hidden=model_cfg.hidden,
+             depth=model_cfg.depth, time_embed_dim=model_cfg.time_embed_dim,
+             dtype=DTYPES[model_cfg.dtype])
+
+
+def make_apply(model):
+  """``apply_fn(params, x, t, train=False, rng=None)`` for a flax module (params = the 'params')."""
+
+  def apply_fn(params, x, t, train: bool = False, rng=None):
+    rngs = {"dropout": rng} if (train and rng is not None) else None
+    return model.apply({"params": params}, x, t, train=train, rngs=rngs)
+
+  return apply_fn
