@@ -88,11 +88,13 @@ def default_config() -> ConfigDict:
   c.sampling.num_samples = 4096
   c.sampling.batch_size = 4096
   c.sampling.snr = 0.16
+  c.sampling.time_power = 1.0  # time grid t_i = (t_max^(1/p) + i/N (t_min^(1/p) - t_max^(1/p)))^p
 
   c.eval = ConfigDict()
   c.eval.metrics = ("sliced_wasserstein", "mmd")
   c.eval.num_samples = 4096
   c.eval.inception_path = ""
+  c.eval.nfe_sweep = ()  # e.g. (10, 20, 50): one row per NFE in eval/step_N.json
   return c
 
 
@@ -192,6 +194,7 @@ def validate(config: ConfigDict, num_devices: int | None = None,
   _require(sp.batch_size % num_devices == 0, "sampling.batch_size",
            f"must be divisible by the number of devices ({num_devices})", sp.batch_size)
   _require(sp.snr > 0, "sampling.snr", "must be > 0", sp.snr)
+  _require(sp.time_power >= 1, "sampling.time_power", "must be >= 1", sp.time_power)
 
   ev = config.eval
   _positive_int(config, "eval.num_samples")

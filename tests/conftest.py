@@ -18,3 +18,11 @@ jax.config.update("jax_disable_most_optimizations", True)
 @pytest.fixture
 def key():
   return jax.random.PRNGKey(0)
+
+
+@pytest.fixture
+def optimized():
+  """Re-enables XLA optimisations for a test that runs many steps (training quality)."""
+  jax.config.update("jax_disable_most_optimizations", False)
+  yield
+  jax.config.update("jax_disable_most_optimizations", True)

@@ -1,0 +1,153 @@
+"""Datasets: embedded 2-D toy sets generated from a seed (no files, no network).
+
+A toy dataset is a fixed training set of ``data.num_train`` points drawn once from its generator with
+the run's seed. The batches of step ``n`` are a pure function of ``(seed, n)``: the global batch
+indices come from ``numpy.random.default_rng([seed, n])`` and every process keeps its own slice. A
+resumed run therefore continues the exact data stream, and 1 or N processes see the same global batch.
+
+Generators (all return ``float32`` arrays of shape ``(n, 2)`` with per-coordinate scale about 1):
+
+* ``ring8``: 8 Gaussians (std 0.1) on a circle of radius sqrt(2).
+* ``grid_imbalanced``: 25 Gaussians (std 0.05) on a 5x5 grid in [-1.5, 1.5]^2 whose weights decay
+  geometrically from the first to the last mode (in a fixed shuffled order) over a factor 200: the rare
+  modes test mode coverage (GM-SGM / LIM's imbalanced-data claims). :func:`grid_modes` exposes them.
+* ``moons``: two interleaved half circles, noise 0.05, centred.
+* ``checkerboard``: uniform on the 8 black squares of a 4x4 board on [-2, 2]^2.
+* ``sas``: isotropic 2-D alpha-stable (char. fn ``exp(-|k|^alpha)``, ``alpha = data.alpha``, 1.7 by
+  default as in Baule 2025): heavy tails, for the tail metrics.
+* ``funnel``: Neal's funnel, ``v ~ N(0, 1)``, ``x | v ~ N(0, e^v)``, as ``(x, v)``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import numbers
+from typing import Callable
+
+import jax
+import numpy as np
+
+GRID_RATIO = 200.0
+GRID_STD = 0.05
+
+
+def _ring8(rng: np.random.Generator, n: int, cfg) -> np.ndarray:
+  del cfg
+  angle = 2 * math.pi * rng.integers(0, 8, n) / 8
+  centers = math.sqrt(2.0) * np.stack([np.cos(angle), np.sin(angle)], -1)
+  return centers + 0.1 * rng.standard_normal((n, 2))
+
+
+def grid_modes() -> tuple[np.ndarray, np.ndarray, float]:
+  """``(centers (25, 2), weights (25,), std)`` of ``grid_imbalanced``; weights span a factor 200."""
+  g = np.linspace(-1.5, 1.5, 5)
+  centers = np.stack(np.meshgrid(g, g, indexing="ij"), -1).reshape(-1, 2)
+  order = np.random.default_rng(1234).permutation(25)  # fixed, seed-independent layout
+  weights = GRID_RATIO ** (-np.arange(25) / 24.0)
+  weights = weights[np.argsort(order)]
+  return centers, weights / weights.sum(), GRID_STD
+
+
+def _grid_imbalanced(rng, n, cfg):
+  del cfg
+  centers, weights, std = grid_modes()
+  comp = rng.choice(len(weights), size=n, p=weights)
+  return centers[comp] + std * rng.standard_normal((n, 2))
+
+
+def _moons(rng, n, cfg):
+  del cfg
+  upper = rng.random(n) < 0.5
+  theta = math.pi * rng.random(n)
+  x = np.where(upper, np.cos(theta), 1 - np.cos(theta))
+  y = np.where(upper, np.sin(theta), 0.5 - np.sin(theta))
+  pts = np.stack([x - 0.5, y - 0.25], -1) * 1.5
+  return pts + 0.05 * rng.standard_normal((n, 2))
+
+
+def _checkerboard(rng, n, cfg):
+  del cfg
+  cell = rng.integers(0, 8, n)
+  row = cell // 2
+  col = 2 * (cell % 2) + (row % 2)
+  offset = rng.random((n, 2))
+  return np.stack([col + offset[:, 0], row + offset[:, 1]], -1) - 2.0
+
+
+def _sas(rng, n, cfg):
+  from lim_jax import stable  # pylint: disable=g-import-not-at-top
+  key = jax.random.PRNGKey(int(rng.integers(0, 2**31 - 1)))
+  with jax.default_device(jax.local_devices(backend="cpu")[0]):
+    return np.asarray(stable.isotropic_stable(key, float(cfg.alpha), (n, 2)))
+
+
+def _funnel(rng, n, cfg):
+  del cfg
+  v = rng.standard_normal(n)
+  x = np.exp(0.5 * v) * rng.standard_normal(n)
+  return np.stack([x, v], -1)
+
+
+TOY_DATASETS: dict[str, Callable[[np.random.Generator, int, object], np.ndarray]] = {
+    "ring8": _ring8, "grid_imbalanced": _grid_imbalanced, "moons": _moons,
+    "checkerboard": _checkerboard, "sas": _sas, "funnel": _funnel}
+
+
+def validate(data_cfg) -> None:
+  """Raises ``ValueError`` naming the bad ``data.*`` field."""
+  if data_cfg.dataset not in TOY_DATASETS:
+    raise ValueError(f"data.dataset must be one of {sorted(TOY_DATASETS)}, got "
+                     f"{data_cfg.dataset!r}")
+  n = data_cfg.num_train
+  if not (isinstance(n, numbers.Integral) and not isinstance(n, bool) and n > 0):
+    raise ValueError(f"data.num_train must be a positive integer, got {n!r}")
+  if data_cfg.dataset == "sas" and not 0 < data_cfg.alpha <= 2:
+    raise ValueError(f"data.alpha must be in (0, 2], got {data_cfg.alpha!r}")
+
+
+def toy_samples(data_cfg, rng: np.random.Generator, n: int) -> np.ndarray:
+  """``n`` fresh points ``(n, 2)`` float32 from the toy generator ``data.dataset``."""
+  return np.asarray(TOY_DATASETS[data_cfg.dataset](rng, n, data_cfg), dtype=np.float32)
+
+
+@dataclasses.dataclass
+class ToyData:
+  """A fixed toy training set and its deterministic, per-process batch stream.
+
+  Attributes:
+    data_cfg: the ``data`` config section.
+    seed: the run seed.
+    train: ``(num_train, 2)`` training points, drawn from ``default_rng([seed, 0xDA7A])``.
+  """
+
+  data_cfg: object
+  seed: int
+
+  def __post_init__(self):
+    validate(self.data_cfg)
+    self.train = toy_samples(self.data_cfg, np.random.default_rng([self.seed, 0xDA7A]),
+                             self.data_cfg.num_train)
+
+  @property
+  def data_shape(self) -> tuple[int, ...]:
+    return self.train.shape[1:]
+
+  def batches(self, step: int, num_steps: int, global_batch: int, process_index: int = 0,
+              process_count: int = 1) -> np.ndarray:
+    """This process's part of the global batches of steps ``step .. step+num_steps-1``.
+
+    Returns:
+      ``(num_steps, global_batch // process_count, *data_shape)`` float32.
+    """
+    local = global_batch // process_count
+    out = np.empty((num_steps, local) + self.data_shape, np.float32)
+    for i in range(num_steps):
+      idx = np.random.default_rng([self.seed, step + i]).integers(
+          0, len(self.train), global_batch)
+      out[i] = self.train[idx[process_index * local:(process_index + 1) * local]]
+    return out
+
+  def reference(self, n: int, salt: int = 0) -> np.ndarray:
+    """``n`` fresh points from the generator (not the training set), for metrics."""
+    return toy_samples(self.data_cfg, np.random.default_rng([self.seed, 0xE7A1, salt]), n)

@@ -1,0 +1,248 @@
+"""Training: ``train_and_evaluate(config, workdir)`` and the pure pieces it is built from.
+
+The loop reads top to bottom in banner sections (setup, data, model and state, restore, train step,
+loop, final samples). The train step is built once by :func:`make_train_step`, jitted once with the
+state donated, and runs ``training.steps_per_call`` optimisation steps per dispatch in a
+``lax.scan``. The step key is ``fold_in(base_key, step)`` and the data of step ``n`` is a function of
+``(seed, n)``, so a resumed run continues exactly where it stopped.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+import flax
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from lim_jax import checkpoint as ckpt_lib
+from lim_jax import config_lib, losses, models, parallel
+from lim_jax import data as data_lib
+from lim_jax.metric_writers import MetricWriter, Progress, format_eta, log
+
+Array = jax.Array
+
+
+class NonFiniteError(RuntimeError):
+  """Training met a non-finite loss or gradient and the policy says stop."""
+
+
+@flax.struct.dataclass
+class TrainState:
+  """Everything a resumed run needs (all arrays; replicated over the mesh).
+
+  Attributes:
+    step: number of optimisation steps taken (including skipped non-finite ones).
+    params: network parameters.
+    ema_params: exponential moving average of ``params`` (used for sampling).
+    opt_state: optax state.
+    nonfinite_run: consecutive steps with a non-finite loss or gradient (update skipped).
+    nonfinite_total: all such steps so far.
+  """
+
+  step: Array
+  params: Any
+  ema_params: Any
+  opt_state: Any
+  nonfinite_run: Array
+  nonfinite_total: Array
+
+
+# ---------------------------------------------------------------------------------------------
+# Pure building blocks (importable from a notebook).
+# ---------------------------------------------------------------------------------------------
+def make_optimizer(optim_cfg, num_steps: int) -> optax.GradientTransformation:
+  """Adam/AdamW with linear warmup (then constant or cosine decay) and global-norm clipping."""
+  lr, warm = optim_cfg.learning_rate, optim_cfg.warmup_steps
+  if optim_cfg.lr_schedule == "cosine":
+    schedule = optax.warmup_cosine_decay_schedule(0.0, lr, max(warm, 1), max(num_steps, warm + 1))
+  else:
+    schedule = optax.warmup_constant_schedule(0.0, lr, max(warm, 1))
+  kwargs = dict(b1=optim_cfg.b1, b2=optim_cfg.b2, eps=optim_cfg.eps)
+  if optim_cfg.optimizer == "adamw":
+    opt = optax.adamw(schedule, weight_decay=optim_cfg.weight_decay, **kwargs)
+  else:
+    opt = optax.adam(schedule, **kwargs)
+  parts = [optax.clip_by_global_norm(optim_cfg.grad_clip)] if optim_cfg.grad_clip > 0 else []
+  return optax.chain(*parts, opt)
+
+
+def init_state(params, tx: optax.GradientTransformation) -> TrainState:
+  zero = jnp.zeros((), jnp.int32)
+  return TrainState(step=zero, params=params, ema_params=params, opt_state=tx.init(params),
+                    nonfinite_run=zero, nonfinite_total=zero)
+
+
+def make_state_factory(model, tx: optax.GradientTransformation, data_shape: tuple[int, ...]):
+  """Returns ``create(key) -> TrainState`` initialising ``model`` on a dummy batch of one."""
+
+  def create(key: Array) -> TrainState:
+    x = jnp.zeros((1,) + tuple(data_shape), jnp.float32)
+    return init_state(model.init(key, x, jnp.zeros((1,)))["params"], tx)
+
+  return create
+
+
+def make_train_step(loss_fn, tx: optax.GradientTransformation, ema_decay: float):
+  """Returns the pure ``train_steps(state, batches, base_key) -> (state, metrics)``.
+
+  ``batches`` has shape ``(S, B, *data_shape)``: ``S`` steps run in one ``lax.scan``. A step whose
+  loss or gradient norm is not finite leaves params, EMA and optimizer state unchanged and is
+  counted in ``nonfinite_run`` / ``nonfinite_total`` (no host sync: the host reads the counters at
+  its logging boundaries). ``metrics`` are means over the finite steps of the call.
+  """
+
+  def one_step(state: TrainState, batch: Array, base_key: Array):
+    key = jax.random.fold_in(base_key, state.step)
+    (loss, _), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params, key, batch)
+    grad_norm = optax.tree.norm(grads)
+    updates, opt_state = tx.update(grads, state.opt_state, state.params)
+    params = optax.apply_updates(state.params, updates)
+    ema = optax.incremental_update(params, state.ema_params, 1.0 - ema_decay)
+    finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
+    keep = lambda new, old: jax.tree.map(lambda n, o: jnp.where(finite, n, o), new, old)
+    bad = (~finite).astype(jnp.int32)
+    new_state = TrainState(
+        step=state.step + 1,
+        params=keep(params, state.params), ema_params=keep(ema, state.ema_params),
+        opt_state=keep(opt_state, state.opt_state),
+        nonfinite_run=jnp.where(finite, 0, state.nonfinite_run + 1),
+        nonfinite_total=state.nonfinite_total + bad)
+    zero = jnp.zeros_like(loss)
+    metrics = {"loss": jnp.where(finite, loss, zero), "grad_norm": jnp.where(finite, grad_norm, zero),
+               "finite": finite.astype(jnp.float32)}
+    return new_state, metrics
+
+  def train_steps(state: TrainState, batches: Array, base_key: Array):
+    state, m = jax.lax.scan(lambda s, b: one_step(s, b, base_key), state, batches)
+    n = jnp.maximum(jnp.sum(m["finite"]), 1.0)
+    return state, {"loss": jnp.sum(m["loss"]) / n, "grad_norm": jnp.sum(m["grad_norm"]) / n}
+
+  return train_steps
+
+
+def _boundaries(tr, start: int) -> list[int]:
+  """Steps after ``start`` where the loop must stop to log, checkpoint or sample, and the end."""
+  marks = {tr.num_steps}
+  for every in (tr.log_every, tr.checkpoint_every, tr.sample_every):
+    if every:
+      marks.update(range((start // every + 1) * every, tr.num_steps, every))
+  return sorted(m for m in marks if m > start)
+
+
+# ---------------------------------------------------------------------------------------------
+# The run.
+# ---------------------------------------------------------------------------------------------
+def train_and_evaluate(config, workdir: str) -> TrainState:
+  """Trains (or resumes) the model of ``config`` in ``workdir`` and writes samples at the end.
+
+  Raises:
+    ValueError: a bad config field (before anything compiles).
+    NonFiniteError: non-finite loss/gradients under the ``stop`` policy (or too many in a row
+      under ``skip``); the last checkpoint stays the last good state.
+  """
+  from lim_jax import sample as sample_lib  # pylint: disable=g-import-not-at-top
+
+  # ---- setup ---------------------------------------------------------------------------------
+  process = config_lib.validate(config)
+  tr = config.training
+  mesh = parallel.make_mesh()
+  os.makedirs(workdir, exist_ok=True)
+  if jax.process_index() == 0:
+    with open(os.path.join(workdir, "config.json"), "w", encoding="utf-8") as f:
+      f.write(config_lib.to_json(config))
+  writer = MetricWriter(workdir)
+  log(f"lim_jax: {process.describe()}")
+  log(f"devices: {jax.device_count()} ({jax.devices()[0].platform}) over "
+      f"{jax.process_count()} process(es); global batch {tr.batch_size}")
+  for note in process.log_notes():
+    log(f"note: {note}")
+
+  # ---- data ----------------------------------------------------------------------------------
+  data = data_lib.ToyData(config.data, config.seed)
+
+  # ---- model and state -----------------------------------------------------------------------
+  model = models.get_model(config.model, data.data_shape, process.num_outputs)
+  apply_fn = models.make_apply(model)
+  tx = make_optimizer(config.optim, tr.num_steps)
+  rep = parallel.replicated(mesh)
+  root = jax.random.PRNGKey(config.seed)
+  k_init, k_train = jax.random.split(root)
+
+  create = make_state_factory(model, tx, data.data_shape)
+  state = jax.jit(create, out_shardings=rep)(k_init)
+  num_params = sum(int(np.prod(p.shape)) for p in jax.tree.leaves(state.params))
+  log(f"model: {config.model.name}, {num_params:,} parameters")
+
+  # ---- restore -------------------------------------------------------------------------------
+  ckpt = ckpt_lib.Checkpointer(workdir, tr.keep_checkpoints)
+  latest = ckpt.latest_step()
+  if latest is not None:
+    state, _ = ckpt.restore(latest, ckpt_lib.abstract_like(state))
+    log(f"Resuming from checkpoint at step {latest} in {ckpt.directory}")
+  start = int(state.step)
+
+  # ---- train step ----------------------------------------------------------------------------
+  loss_fn = losses.make_loss_fn(process, apply_fn, tr.loss, tr.huber_delta)
+  train_steps = make_train_step(loss_fn, tx, config.optim.ema_decay)
+  jit_steps = jax.jit(train_steps, in_shardings=(rep, parallel.batch_sharding(mesh, 1), rep),
+                      out_shardings=(rep, rep), donate_argnums=0)
+
+  def run(state, step, n):
+    local = data.batches(step, n, tr.batch_size, jax.process_index(), jax.process_count())
+    return jit_steps(state, parallel.put_batch(local, mesh, leading_axes=1), k_train)
+
+  # ---- loop ----------------------------------------------------------------------------------
+  if start >= tr.num_steps:
+    log(f"Training already complete at step {start} (training.num_steps={tr.num_steps}).")
+  else:
+    log(f"Training steps {start} -> {tr.num_steps}, {tr.steps_per_call} per call")
+  progress = Progress(tr.num_steps, start)
+  step, t_log, step_log = start, time.time(), start
+  metrics = None
+  for boundary in _boundaries(tr, start):
+    while step < boundary:
+      n = tr.steps_per_call if boundary - step >= tr.steps_per_call else 1
+      state, metrics = run(state, step, n)
+      step += n
+      progress.update(step)
+    # A boundary: one small host read of the counters (and metrics at log steps).
+    run_bad, total_bad = (int(v) for v in jax.device_get(
+        (state.nonfinite_run, state.nonfinite_total)))
+    if total_bad and (tr.on_nonfinite == "stop" or run_bad >= tr.max_nonfinite):
+      progress.close()
+      ckpt.close()
+      raise NonFiniteError(
+          f"non-finite loss or gradient: {total_bad} step(s) up to step {step} "
+          f"({run_bad} in a row; training.on_nonfinite={tr.on_nonfinite!r}, "
+          f"max_nonfinite={tr.max_nonfinite}). No update was applied for them; the last "
+          f"checkpoint is step {ckpt.latest_step()}.")
+    if step % tr.log_every == 0 or step == tr.num_steps:
+      m = {k: float(v) for k, v in jax.device_get(metrics).items()}
+      now = time.time()
+      rate = (step - step_log) / max(now - t_log, 1e-9)
+      t_log, step_log = now, step
+      m.update(steps_per_sec=rate, nonfinite_total=total_bad)
+      writer.write(step, {f"train/{k}": v for k, v in m.items()})
+      progress.update(step, m["loss"])
+      log(f"step {step}/{tr.num_steps}  loss {m['loss']:.4f}  grad_norm {m['grad_norm']:.3f}  "
+          f"{rate:.1f} steps/s  ETA {format_eta((tr.num_steps - step) / max(rate, 1e-9))}"
+          + (f"  (skipped non-finite: {total_bad})" if total_bad else ""))
+    if step % tr.checkpoint_every == 0 or step == tr.num_steps:
+      ckpt.save(step, state, config.to_dict())
+    if tr.sample_every and step % tr.sample_every == 0 and step != tr.num_steps:
+      sample_lib.sample_and_write(config, workdir, process, apply_fn, state.ema_params, step,
+                                  data, mesh, writer)
+  progress.close()
+  ckpt.close()
+
+  # ---- final samples -------------------------------------------------------------------------
+  sample_lib.sample_and_write(config, workdir, process, apply_fn, state.ema_params,
+                              int(state.step), data, mesh, writer)
+  writer.close()
+  return state
+
