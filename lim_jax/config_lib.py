@@ -39,8 +39,8 @@ def default_config() -> ConfigDict:
 
   c.model = ConfigDict()
   c.model.name = "mlp"
-  c.model.hidden = 256
-  c.model.depth = 4
+  c.model.hidden = 128
+  c.model.depth = 3
   c.model.time_embed_dim = 64
   c.model.dtype = "float32"
 
