@@ -8,10 +8,12 @@ so a crash mid-save never leaves a half checkpoint that restore would pick.
 from __future__ import annotations
 
 import os
+import time
 from typing import Any
 
 import jax
 import orbax.checkpoint as ocp
+from absl import logging
 
 
 class Checkpointer:
@@ -40,12 +42,90 @@ class Checkpointer:
         state=ocp.args.StandardRestore(abstract_state), config=ocp.args.JsonRestore()))
     return out["state"], out["config"]
 
+  def saved_config(self, step: int) -> dict:
+    """The config JSON stored with ``step``."""
+    out = self.manager.restore(step, args=ocp.args.Composite(config=ocp.args.JsonRestore()))
+    return out["config"]
+
+  def restore_latest_good(self, abstract_state: Any, config_dict: dict,
+                          warn=logging.warning) -> tuple[Any, int] | None:
+    """Restores the newest checkpoint that loads, newest first; ``None`` if there is none.
+
+    A checkpoint whose model, process or data fields differ from ``config_dict`` is refused with a
+    ``ValueError`` naming the first differing field (restoring it would fail deep inside a jit, or
+    silently train a different model). A checkpoint that fails to load (truncated, corrupted) is
+    skipped with a warning naming it and the step used instead; nothing is deleted.
+
+    Raises:
+      ValueError: config mismatch.
+      RuntimeError: checkpoints exist but none loads.
+    """
+    steps = sorted(self.all_steps(), reverse=True)
+    failed = []
+    for step in steps:
+      try:
+        saved = self.saved_config(step)
+      except Exception as e:  # pylint: disable=broad-except
+        failed.append((step, e))
+        continue
+      mismatch = first_mismatch(saved, config_dict, RESTORE_SECTIONS)
+      if mismatch:
+        field, old, new = mismatch
+        raise ValueError(
+            f"{field}: the checkpoint at step {step} in {self.directory} was written with "
+            f"{field}={old!r} but the config has {new!r}; use another --workdir or the old config")
+      try:
+        state, _ = self.restore(step, abstract_state)
+      except Exception as e:  # pylint: disable=broad-except
+        failed.append((step, e))
+        continue
+      for bad_step, err in failed:
+        moved = self._quarantine(bad_step)
+        warn(f"checkpoint at step {bad_step} is unreadable ({type(err).__name__}: "
+             f"{str(err).splitlines()[0][:200]}); using step {step} instead; the bad one is "
+             f"kept at {moved}")
+      if failed:
+        self.manager.reload()
+      return state, step
+    if failed:
+      raise RuntimeError(f"no readable checkpoint in {self.directory}: " + "; ".join(
+          f"step {s}: {type(e).__name__}" for s, e in failed))
+    return None
+
+  def _quarantine(self, step: int) -> str:
+    """Moves an unreadable step out of the manager's way (kept for inspection, never deleted)."""
+    src = os.path.join(self.directory, str(step))
+    dst = os.path.join(os.path.dirname(self.directory), "checkpoints_unreadable",
+                       f"{step}-{int(time.time())}")
+    if jax.process_index() == 0 and os.path.isdir(src):
+      os.makedirs(os.path.dirname(dst), exist_ok=True)
+      os.rename(src, dst)
+    return dst
+
   def wait(self) -> None:
     self.manager.wait_until_finished()
 
   def close(self) -> None:
     self.manager.wait_until_finished()
     self.manager.close()
+
+
+# Config sections that define the shapes and meaning of the saved state.
+RESTORE_SECTIONS = ("model", "process", "data")
+
+
+def first_mismatch(saved: dict, current: dict, sections) -> tuple[str, Any, Any] | None:
+  """The first ``(dotted field, saved value, current value)`` that differs in ``sections``."""
+  for section in sections:
+    a, b = saved.get(section, {}), current.get(section, {})
+    for name in sorted(set(a) | set(b)):
+      va, vb = a.get(name), b.get(name)
+      if isinstance(va, (list, tuple)) or isinstance(vb, (list, tuple)):
+        va = list(va) if va is not None else None
+        vb = list(vb) if vb is not None else None
+      if va != vb:
+        return f"{section}.{name}", va, vb
+  return None
 
 
 def abstract_like(tree: Any) -> Any:

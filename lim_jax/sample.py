@@ -112,11 +112,11 @@ def restore_for_inference(config, workdir: str) -> dict[str, Any]:
   rep = parallel.replicated(mesh)
   abstract = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=rep), abstract)
   ckpt = ckpt_lib.Checkpointer(workdir, config.training.keep_checkpoints, async_save=False)
-  step = ckpt.latest_step()
-  if step is None:
-    raise FileNotFoundError(f"no checkpoint in {ckpt.directory}: train first (--mode=train)")
-  state, _ = ckpt.restore(step, abstract)
+  restored = ckpt.restore_latest_good(abstract, config.to_dict())
   ckpt.close()
+  if restored is None:
+    raise FileNotFoundError(f"no checkpoint in {ckpt.directory}: train first (--mode=train)")
+  state, step = restored
   log(f"Restored checkpoint at step {step} from {ckpt.directory}")
   return dict(process=process, mesh=mesh, data=data, apply_fn=models.make_apply(model),
               state=state, step=step)

@@ -180,9 +180,9 @@ def train_and_evaluate(config, workdir: str) -> TrainState:
 
   # ---- restore -------------------------------------------------------------------------------
   ckpt = ckpt_lib.Checkpointer(workdir, tr.keep_checkpoints)
-  latest = ckpt.latest_step()
-  if latest is not None:
-    state, _ = ckpt.restore(latest, ckpt_lib.abstract_like(state))
+  restored = ckpt.restore_latest_good(ckpt_lib.abstract_like(state), config.to_dict())
+  if restored is not None:
+    state, latest = restored
     log(f"Resuming from checkpoint at step {latest} in {ckpt.directory}")
   start = int(state.step)
 
