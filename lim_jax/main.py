@@ -58,7 +58,10 @@ def main(argv: list[str]) -> None:
   logging.get_absl_handler().addFilter(_quiet_libraries)
 
   from lim_jax import parallel  # pylint: disable=g-import-not-at-top
-  parallel.maybe_initialize_distributed(_DISTRIBUTED.value)
+  try:
+    parallel.maybe_initialize_distributed(_DISTRIBUTED.value)
+  except ValueError as e:
+    _user_error(str(e))
   from lim_jax import evaluate, sample, train  # pylint: disable=g-import-not-at-top
 
   config, workdir = _CONFIG.value, _WORKDIR.value

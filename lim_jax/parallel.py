@@ -20,11 +20,22 @@ DATA_AXIS = "data"
 def maybe_initialize_distributed(flag: bool = False) -> None:
   """Starts JAX's multi-controller runtime when asked or when the environment says multi-host.
 
-  ``jax.distributed.initialize()`` finds the coordinator itself on Cloud TPU pods and SLURM; it is
-  called when ``flag`` is set or ``LIM_JAX_DISTRIBUTED=1``.
+  ``jax.distributed.initialize()`` finds the coordinator itself on Cloud TPU pods and SLURM, and
+  elsewhere reads ``JAX_COORDINATOR_ADDRESS``; it is called when ``flag`` is set or
+  ``LIM_JAX_DISTRIBUTED=1``.
+
+  Raises:
+    ValueError: the runtime could not start (the message says what to set).
   """
   if flag or os.environ.get("LIM_JAX_DISTRIBUTED") == "1":
-    jax.distributed.initialize()
+    try:
+      jax.distributed.initialize()
+    except (ValueError, RuntimeError) as e:
+      raise ValueError(
+          f"--distributed: jax.distributed.initialize() failed on process "
+          f"{os.environ.get('JAX_PROCESS_ID', os.environ.get('SLURM_PROCID', '?'))} ({e}). On "
+          "Cloud TPU pods and SLURM the coordinator is found automatically; elsewhere set "
+          "JAX_COORDINATOR_ADDRESS=host:port, JAX_NUM_PROCESSES and JAX_PROCESS_ID") from e
 
 
 def make_mesh(devices: Sequence[jax.Device] | None = None) -> jax.sharding.Mesh:

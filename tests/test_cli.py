@@ -75,6 +75,8 @@ def test_user_errors_exit_2_with_one_line(tmp_path):
       (["--config=configs/toy_gaussian.py", f"--workdir={tmp_path}", "--mode=fly"], "mode"),
       (["--config=configs/toy_gaussian.py", f"--workdir={tmp_path / 'empty'}", "--mode=sample"],
        "no checkpoint"),
+      (["--config=configs/toy_gaussian.py", f"--workdir={tmp_path}", "--distributed"],
+       "JAX_COORDINATOR_ADDRESS"),
   ]
   for args, needle in cases:
     r = run_cli(*args)
