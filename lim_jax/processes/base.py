@@ -80,7 +80,9 @@ class Process(abc.ABC):
 
   # ---- static description (class attributes, not fields) -----------------------------------
   family: ClassVar[str] = ""
-  num_outputs: ClassVar[int] = 1  # network output heads, each data-shaped
+  # Network output heads, each data-shaped. A family may override it with a property computed from
+  # its fields (mixture: 1 head for one scale, 2 otherwise); always read it from the instance.
+  num_outputs: ClassVar[int] = 1
 
   @property
   @abc.abstractmethod
