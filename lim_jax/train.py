@@ -102,7 +102,11 @@ def make_train_step(loss_fn, tx: optax.GradientTransformation, ema_decay: float)
     grad_norm = optax.tree.norm(grads)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
-    ema = optax.incremental_update(params, state.ema_params, 1.0 - ema_decay)
+    # EMA warm-up: the effective decay min(ema_decay, (1+n)/(10+n)) lets the average follow the
+    # parameters early on instead of staying at the initialisation for ~1/(1-decay) steps.
+    n = state.step.astype(jnp.float32)
+    decay = jnp.minimum(ema_decay, (1.0 + n) / (10.0 + n))
+    ema = optax.incremental_update(params, state.ema_params, 1.0 - decay)
     finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
     keep = lambda new, old: jax.tree.map(lambda n, o: jnp.where(finite, n, o), new, old)
     bad = (~finite).astype(jnp.int32)
