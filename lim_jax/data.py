@@ -1,4 +1,5 @@
-"""Datasets: embedded 2-D toy sets generated from a seed (no files, no network).
+"""Datasets: embedded 2-D toy sets generated from a seed (no files, no network); images come from
+:mod:`lim_jax.image_data` through :func:`get_dataset`.
 
 A toy dataset is a fixed training set of ``data.num_train`` points drawn once from its generator with
 the run's seed. The batches of step ``n`` are a pure function of ``(seed, n)``: the global batch
@@ -95,10 +96,14 @@ TOY_DATASETS: dict[str, Callable[[np.random.Generator, int, object], np.ndarray]
 
 
 def validate(data_cfg) -> None:
-  """Raises ``ValueError`` naming the bad ``data.*`` field."""
+  """Raises ``ValueError`` naming the bad ``data.*`` field (toy or image datasets)."""
+  from lim_jax import image_data  # pylint: disable=g-import-not-at-top
+  if image_data.is_image_dataset(data_cfg.dataset):
+    image_data.validate(data_cfg)
+    return
   if data_cfg.dataset not in TOY_DATASETS:
-    raise ValueError(f"data.dataset must be one of {sorted(TOY_DATASETS)}, got "
-                     f"{data_cfg.dataset!r}")
+    raise ValueError(f"data.dataset must be one of {sorted(TOY_DATASETS)} (toy) or "
+                     f"{sorted(image_data.IMAGE_DATASETS)} (images), got {data_cfg.dataset!r}")
   n = data_cfg.num_train
   if not (isinstance(n, numbers.Integral) and not isinstance(n, bool) and n > 0):
     raise ValueError(f"data.num_train must be a positive integer, got {n!r}")
@@ -151,3 +156,15 @@ class ToyData:
   def reference(self, n: int, salt: int = 0) -> np.ndarray:
     """``n`` fresh points from the generator (not the training set), for metrics."""
     return toy_samples(self.data_cfg, np.random.default_rng([self.seed, 0xE7A1, salt]), n)
+
+
+def get_dataset(data_cfg, seed: int):
+  """The dataset of ``data.dataset``: :class:`ToyData` or :class:`lim_jax.image_data.ImageData`.
+
+  Both offer ``data_shape``, ``batches(step, num_steps, global_batch, process_index,
+  process_count)`` (a pure function of the step) and ``reference(n, salt)``.
+  """
+  from lim_jax import image_data  # pylint: disable=g-import-not-at-top
+  if image_data.is_image_dataset(data_cfg.dataset):
+    return image_data.ImageData(data_cfg, seed)
+  return ToyData(data_cfg, seed)

@@ -1,8 +1,9 @@
 """Sampling: restore the EMA parameters, run the configured sampler, write the outputs.
 
-Outputs (DESIGN.md §9): ``samples/step_<N>.npz`` (``samples``, float32 ``(n, *data_shape)``, plus the
-sampler name and NFE), ``samples/step_<N>.png`` (scatter of samples over fresh data for 2-D sets) and
-a ``sample/sliced_wasserstein`` line in ``metrics.jsonl``.
+Outputs (DESIGN.md §9): ``samples/step_<N>.npz`` (``samples``: float32 ``(n, *data_shape)`` for toy
+data, uint8 ``(n, H, W, C)`` for images; plus the sampler name and NFE), ``samples/step_<N>.png``
+(scatter of samples over fresh data for 2-D sets, an image grid for images) and a ``sample/*`` line in
+``metrics.jsonl`` (sliced W1 to fresh data for toy sets).
 """
 
 from __future__ import annotations
@@ -67,22 +68,46 @@ def scatter_plot(path: str, samples: np.ndarray, reference: np.ndarray, title: s
   plt.close(fig)
 
 
+def to_uint8(images: np.ndarray) -> np.ndarray:
+  """[-1, 1] float images -> uint8 (non-finite values become 0)."""
+  images = np.nan_to_num(images, nan=-1.0, posinf=1.0, neginf=-1.0)
+  return np.clip(np.round((images + 1.0) * 127.5), 0, 255).astype(np.uint8)
+
+
+def image_grid(path: str, images: np.ndarray, max_images: int = 64) -> None:
+  """Writes up to ``max_images`` uint8 images ``(n, H, W, C)`` as one PNG grid."""
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  images = images[:max_images]
+  n, h, w, c = images.shape
+  cols = int(np.ceil(np.sqrt(n)))
+  rows = int(np.ceil(n / cols))
+  grid = np.zeros((rows * (h + 2) + 2, cols * (w + 2) + 2, c), np.uint8)
+  for i, img in enumerate(images):
+    r, q = divmod(i, cols)
+    grid[2 + r * (h + 2):2 + r * (h + 2) + h, 2 + q * (w + 2):2 + q * (w + 2) + w] = img
+  Image.fromarray(grid[..., 0] if c == 1 else grid).save(path)
+
+
 def sample_and_write(config, workdir: str, process, apply_fn, params, step: int,
                      data: data_lib.ToyData, mesh, writer: MetricWriter) -> dict[str, float]:
   """Draws ``sampling.num_samples`` samples, writes npz + png + a metrics line (process 0)."""
   samples, nfe = draw_samples(config, process, apply_fn, params, mesh, data.data_shape)
-  reference = data.reference(len(samples))
+  is_image = samples.ndim == 4
   finite = np.all(np.isfinite(samples), axis=tuple(range(1, samples.ndim)))
   metrics = {"sample/finite_fraction": float(finite.mean()), "sample/nfe": float(nfe)}
-  if finite.any():
+  reference = None if is_image else data.reference(len(samples))
+  if finite.any() and not is_image:
     metrics["sample/sliced_wasserstein"] = toy_metrics.sliced_wasserstein(
         samples[finite], reference, seed=config.seed)
   if jax.process_index() == 0:
     out_dir = os.path.join(workdir, "samples")
     os.makedirs(out_dir, exist_ok=True)
-    np.savez(os.path.join(out_dir, f"step_{step}.npz"), samples=samples,
+    np.savez(os.path.join(out_dir, f"step_{step}.npz"),
+             samples=to_uint8(samples) if is_image else samples,
              sampler=config.sampling.sampler, nfe=nfe)
-    if samples.ndim == 2 and samples.shape[1] == 2:
+    if is_image:
+      image_grid(os.path.join(out_dir, f"step_{step}.png"), to_uint8(samples))
+    elif samples.ndim == 2 and samples.shape[1] == 2:
       scatter_plot(os.path.join(out_dir, f"step_{step}.png"), samples, reference,
                    f"{process.family} · {config.data.dataset} · step {step} · "
                    f"{config.sampling.sampler} NFE {nfe}")
@@ -103,7 +128,7 @@ def restore_for_inference(config, workdir: str) -> dict[str, Any]:
   from lim_jax import train  # pylint: disable=g-import-not-at-top
   process = config_lib.validate(config)
   mesh = parallel.make_mesh()
-  data = data_lib.ToyData(config.data, config.seed)
+  data = data_lib.get_dataset(config.data, config.seed)
   model = models.get_model(config.model, data.data_shape, process.num_outputs)
   tx = train.make_optimizer(config.optim, config.training.num_steps)
 

@@ -167,7 +167,7 @@ def train_and_evaluate(config, workdir: str) -> TrainState:
     log(f"note: {note}")
 
   # ---- data ----------------------------------------------------------------------------------
-  data = data_lib.ToyData(config.data, config.seed)
+  data = data_lib.get_dataset(config.data, config.seed)
 
   # ---- model and state -----------------------------------------------------------------------
   model = models.get_model(config.model, data.data_shape, process.num_outputs)

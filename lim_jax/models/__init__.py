@@ -8,9 +8,19 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 
+from lim_jax.models.ddpmpp import DDPMpp, validate_hparams
 from lim_jax.models.mlp import MLP
 
-MODELS = ("mlp",)
+MODELS = ("mlp", "ddpmpp")
+# DDPM++ fields and defaults (score SDE "DDPM++ cont.", CIFAR10); image configs override them.
+DDPMPP_DEFAULTS = dict(ch=128, ch_mult=(1, 2, 2, 2), num_res_blocks=4, attn_resolutions=(16,),
+                       dropout=0.1, resblock_updown=True, skip_rescale=True,
+                       embedding="positional", fourier_scale=16.0)
+
+
+def _ddpmpp_field(model_cfg, name):
+  value = model_cfg.get(name, DDPMPP_DEFAULTS[name])
+  return tuple(value) if isinstance(value, (list, tuple)) else value
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
 
@@ -19,6 +29,10 @@ def validate(model_cfg) -> None:
     raise ValueError(f"model.name must be one of {MODELS}, got {model_cfg.name!r}")
   if model_cfg.dtype not in DTYPES:
     raise ValueError(f"model.dtype must be one of {tuple(DTYPES)}, got {model_cfg.dtype!r}")
+  if model_cfg.name == "ddpmpp":
+    validate_hparams(**{k: _ddpmpp_field(model_cfg, k) for k in (
+        "ch", "ch_mult", "num_res_blocks", "attn_resolutions", "dropout", "embedding")})
+    return
   for f in ("hidden", "depth", "time_embed_dim"):
     v = model_cfg[f]
     if not (isinstance(v, int) and v > 0):
@@ -30,6 +44,10 @@ def validate(model_cfg) -> None:
 def get_model(model_cfg, data_shape: tuple[int, ...], num_outputs: int = 1):
   """The network for data of ``data_shape`` (without batch) with ``num_outputs`` heads."""
   validate(model_cfg)
+  if model_cfg.name == "ddpmpp":
+    return DDPMpp(out_channels=int(data_shape[-1]) * num_outputs,
+                  **{k: _ddpmpp_field(model_cfg, k) for k in DDPMPP_DEFAULTS},
+                  dtype=DTYPES[model_cfg.dtype])
   return MLP(out_dim=int(data_shape[-1]) * num_outputs, hidden=model_cfg.hidden,
              depth=model_cfg.depth, time_embed_dim=model_cfg.time_embed_dim,
              dtype=DTYPES[model_cfg.dtype])

@@ -1,0 +1,10 @@
+"""MNIST, GFDM FVP with H = 0.9 and K = 3, the setting of the paper's best MNIST FID (0.72,
+class-conditional; Nobis et al. 2024), with ``config_lib.mnist_config``'s network."""
+
+from lim_jax import config_lib
+
+
+def get_config():
+  config = config_lib.mnist_config("fbm", hurst=0.9, num_ou=3)
+  config.sampling.sampler = "em"
+  return config
