@@ -8,7 +8,10 @@ Time runs from ``t_max`` down to ``t_min`` on a uniform grid. Sampler names:
 * ``pc``: predictor–corrector (score SDE, Song et al. 2021, Alg. 1): ``em`` predictor then one
   Langevin corrector ``process.corrector_step`` at the new time; 2 NFE per step.
 * any name in ``process.extra_steps()``: a family rule with one evaluation per step (``ei_ode``,
-  ``ei_sde`` exponential integrators, LIM's ``dlpm``/``dlim``, ...).
+  ``ei_sde`` exponential integrators, DLIM's ``dlim``, ...).
+* any name in ``process.trajectory_samplers()``: a family sampler that needs per-trajectory latents
+  and builds its own loop (DLPM's ``dlpm``, which draws the stable mixing variables of the whole
+  chain up front).
 
 NFE is counted honestly: ``make_sampler`` returns the number of network evaluations it will spend,
 which is ``nfe`` rounded down to a multiple of the evaluations per step.
@@ -31,7 +34,7 @@ EVALS_PER_STEP = {"heun": 2, "pc": 2}
 def available(process: Process) -> tuple[str, ...]:
   """Sampler names valid for ``process``."""
   names = ["euler", "heun", "em"] + (["pc"] if process.has_corrector() else [])
-  return tuple(names) + tuple(process.extra_steps())
+  return tuple(names) + tuple(process.extra_steps()) + tuple(process.trajectory_samplers())
 
 
 def time_grid(t_max: float, t_min: float, num_steps: int, power: float = 1.0) -> Array:
@@ -80,6 +83,10 @@ def make_sampler(process: Process, apply_fn, sampler: str, nfe: int, *, snr: flo
   if sampler not in names:
     raise ValueError(f"sampling.sampler must be one of {names} for family "
                      f"{process.family!r}, got {sampler!r}")
+  custom = process.trajectory_samplers()
+  if sampler in custom:
+    return custom[sampler](apply_fn, nfe, time_power=time_power, batch_sharding=batch_sharding,
+                           save_trajectory=save_trajectory)
   per_step = EVALS_PER_STEP.get(sampler, 1)
   num_steps = nfe // per_step
   if num_steps < 1:

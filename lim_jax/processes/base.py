@@ -142,6 +142,13 @@ class Process(abc.ABC):
     """Family-specific one-evaluation step rules, by sampler name (e.g. exponential integrators)."""
     return {}
 
+  def trajectory_samplers(self) -> dict[str, Callable[..., Any]]:
+    """Whole-trajectory samplers by name: ``factory(apply_fn, nfe, **options) -> Sampler``.
+
+    For samplers that cannot be written as a one-evaluation step on a shared state (e.g. DLPM).
+    """
+    return {}
+
   def has_corrector(self) -> bool:
     return type(self).corrector_step is not Process.corrector_step
 
