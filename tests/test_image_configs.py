@@ -23,7 +23,13 @@ def load(path):
   return module.get_config()
 
 
-@pytest.mark.parametrize("path", IMAGE_CONFIGS, ids=lambda p: p.stem)
+# One config per family (cifar10_*) runs by default; the other datasets' configs share their code
+# path and cost a U-Net compile each, so they run with ``-m slow``.
+PARAMS = [pytest.param(p, marks=() if p.stem.startswith("cifar10_") else pytest.mark.slow)
+          for p in IMAGE_CONFIGS]
+
+
+@pytest.mark.parametrize("path", PARAMS, ids=lambda p: p.stem)
 def test_image_config_trains_and_samples(path, tmp_path):
   """Reference: the outputs of DESIGN.md §9 for images (uint8 npz of the data shape, PNG grid) and
   a finite loss; the network is shrunk to ch 16, one level pair, one block."""
