@@ -10,7 +10,6 @@ is in the list; the machine and versions head the output. Not a test: numbers go
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
 import pathlib
 import platform
@@ -21,11 +20,8 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 
 def load_config(family: str):
-  path = ROOT / "configs" / f"toy_{family}.py"
-  spec = importlib.util.spec_from_file_location(path.stem, path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config()
+  from lim_jax import config_lib  # pylint: disable=g-import-not-at-top
+  return config_lib.load_file(ROOT / "configs" / f"toy_{family}.py")
 
 
 def measure(family: str, steps: int, num_samples: int):

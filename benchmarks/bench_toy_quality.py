@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import collections
-import importlib.util
 import os
 import pathlib
 import tempfile
@@ -25,11 +24,8 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 
 def load_config(family: str):
-  path = ROOT / "configs" / f"toy_{family}.py"
-  spec = importlib.util.spec_from_file_location(path.stem, path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config()
+  from lim_jax import config_lib  # pylint: disable=g-import-not-at-top
+  return config_lib.load_file(ROOT / "configs" / f"toy_{family}.py")
 
 
 def main() -> None:

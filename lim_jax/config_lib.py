@@ -258,6 +258,17 @@ def validate(config: ConfigDict, num_devices: int | None = None,
   return process
 
 
+def load_file(path, arg: str | None = None) -> ConfigDict:
+  """``get_config()`` (or ``get_config(arg)``) of a config file, as ``--config=path[:arg]`` does."""
+  import importlib.util  # pylint: disable=g-import-not-at-top
+  import pathlib  # pylint: disable=g-import-not-at-top
+  path = pathlib.Path(path)
+  spec = importlib.util.spec_from_file_location(path.stem, path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.get_config() if arg is None else module.get_config(arg)
+
+
 def to_json(config: ConfigDict) -> str:
   """The resolved config as JSON (``workdir/config.json``)."""
   return json.dumps(config.to_dict(), indent=2, sort_keys=True, default=str)

@@ -1,26 +1,17 @@
 """Every image config trains one step and samples two at tiny width on mocked tfds data (no network,
 no TensorFlow), on the 4 forced host devices of the test session."""
 
-import importlib.util
 import pathlib
 
-import jax
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from lim_jax import train
+from lim_jax import config_lib, train
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 IMAGE_CONFIGS = sorted(p for p in (ROOT / "configs").glob("*.py")
                        if not p.name.startswith(("toy_", "default")))
-
-
-def load(path):
-  spec = importlib.util.spec_from_file_location(path.stem, path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config()
 
 
 # One config per family (cifar10_*) runs by default; the other datasets' configs share their code
@@ -33,7 +24,7 @@ PARAMS = [pytest.param(p, marks=() if p.stem.startswith("cifar10_") else pytest.
 def test_image_config_trains_and_samples(path, tmp_path):
   """Reference: the outputs of DESIGN.md §9 for images (uint8 npz of the data shape, PNG grid) and
   a finite loss; the network is shrunk to ch 16, one level pair, one block."""
-  config = load(path)
+  config = config_lib.load_file(path)
   m = config.model
   m.ch, m.ch_mult, m.num_res_blocks = 16, (1, 2), 1
   m.attn_resolutions = (config.data.image_size // 2,)
