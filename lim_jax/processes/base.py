@@ -32,6 +32,8 @@ from typing import Any, Callable, ClassVar, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from lim_jax.processes.schedules import Schedule
+
 Array = jax.Array
 PRNGKey = jax.Array
 State = Any  # a pytree whose leaves have a leading batch axis
@@ -155,3 +157,22 @@ class Process(abc.ABC):
   def log_notes(self) -> list[str]:
     """Warnings the run should log once (e.g. truncated tails)."""
     return []
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ScheduledProcess(Process):
+  """A Process on a shared VP / VE path (:mod:`lim_jax.processes.schedules`).
+
+  Attributes:
+    schedule: the path; ``t_max`` is its end and ``validate`` checks it.
+  """
+
+  schedule: Schedule = Schedule()
+
+  @property
+  def t_max(self) -> float:
+    return self.schedule.t_max
+
+  def validate(self) -> None:
+    self.schedule.validate()
+    super().validate()

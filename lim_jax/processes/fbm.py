@@ -84,7 +84,7 @@ import numpy as np
 from lim_jax.processes import base
 from lim_jax.processes import fbm_tables
 from lim_jax.processes.gaussian import GaussianProcess
-from lim_jax.processes.schedules import Schedule, schedule_from_config
+from lim_jax.processes.schedules import schedule_from_config
 
 Array = jax.Array
 
@@ -113,7 +113,7 @@ def _per_example(c: Array, like: Array) -> Array:
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class FBMProcess(base.Process):
+class FBMProcess(base.ScheduledProcess):
   """GFDM with MA-fBM noise; static fields only (tables are a cached, non-field attribute).
 
   Attributes:
@@ -126,7 +126,6 @@ class FBMProcess(base.Process):
     table_size: number of interpolation times (log-uniform on ``[t_lo, t_max]``).
   """
 
-  schedule: Schedule = Schedule()
   hurst: float = 0.9
   num_ou: int = 2
   gamma_max: float = 20.0
@@ -135,12 +134,7 @@ class FBMProcess(base.Process):
   table_size: int = 1024
   family: ClassVar[str] = "fbm"
 
-  @property
-  def t_max(self) -> float:
-    return self.schedule.t_max
-
   def validate(self) -> None:
-    self.schedule.validate()
     super().validate()
     h = self.hurst
     if isinstance(h, bool) or not isinstance(h, numbers.Real) or not 0.0 < h < 1.0:

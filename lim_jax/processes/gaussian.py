@@ -26,25 +26,16 @@ import jax
 import jax.numpy as jnp
 
 from lim_jax.processes import base
-from lim_jax.processes.schedules import Schedule, schedule_from_config
+from lim_jax.processes.schedules import schedule_from_config
 
 Array = jax.Array
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class GaussianProcess(base.Process):
+class GaussianProcess(base.ScheduledProcess):
   """VP / VE SDE with eps-prediction; ``schedule`` holds the path."""
 
-  schedule: Schedule = Schedule()
   family: ClassVar[str] = "gaussian"
-
-  @property
-  def t_max(self) -> float:
-    return self.schedule.t_max
-
-  def validate(self) -> None:
-    self.schedule.validate()
-    super().validate()
 
   # ---- kernel --------------------------------------------------------------------------------
   def mean_std(self, t: Array) -> tuple[Array, Array]:

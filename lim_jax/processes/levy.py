@@ -90,14 +90,14 @@ from ml_collections import config_dict
 
 from lim_jax import stable
 from lim_jax.processes import base
-from lim_jax.processes.schedules import Schedule, schedule_from_config
+from lim_jax.processes.schedules import schedule_from_config
 
 Array = jax.Array
 TARGETS = ("eps", "a_conditioned")
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class LevyProcess(base.Process):
+class LevyProcess(base.ScheduledProcess):
   """LIM's alpha-stable VP process.
 
   Attributes:
@@ -109,7 +109,6 @@ class LevyProcess(base.Process):
     target: ``eps`` or ``a_conditioned`` (module docstring).
   """
 
-  schedule: Schedule = Schedule()
   alpha: float = 1.8
   clamp_a: float | None = None
   clamp_eps: float | None = None
@@ -117,16 +116,11 @@ class LevyProcess(base.Process):
   target: str = "eps"
   family: ClassVar[str] = "levy"
 
-  @property
-  def t_max(self) -> float:
-    return self.schedule.t_max
-
   def validate(self) -> None:
     stable.validate_alpha(self.alpha, "process.alpha")
     if self.schedule.sde != "vp":
       raise ValueError("process.sde must be 'vp' for the levy family (LIM's linear and cosine "
                        f"schedules), got {self.schedule.sde!r}")
-    self.schedule.validate()
     stable.validate_clamp(self.clamp_a, "process.clamp_a")
     stable.validate_clamp(self.clamp_eps, "process.clamp_eps")
     if not isinstance(self.lim_compat, bool):

@@ -87,7 +87,7 @@ import jax
 import jax.numpy as jnp
 
 from lim_jax.processes import base
-from lim_jax.processes.schedules import Schedule, schedule_from_config
+from lim_jax.processes.schedules import schedule_from_config
 
 Array = jax.Array
 
@@ -109,7 +109,7 @@ def config_fields() -> dict:
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class MixtureProcess(base.Process):
+class MixtureProcess(base.ScheduledProcess):
   """Gaussian-mixture noise ``x_t = m_t x0 + s_t kappa eps`` on a VP/VE ``schedule``.
 
   Attributes:
@@ -121,17 +121,12 @@ class MixtureProcess(base.Process):
     langevin_noise: per-step scale of the stochastic samplers, ``'mixture'`` or ``'gaussian'``.
   """
 
-  schedule: Schedule = Schedule()
   mixture_weights: tuple[float, ...] = (0.9, 0.1)
   mixture_scales: tuple[float, ...] = (1.0, 3.0)
   mixture_per: str = "sample"
   target: str = "posterior"
   langevin_noise: str = "mixture"
   family: ClassVar[str] = "mixture"
-
-  @property
-  def t_max(self) -> float:
-    return self.schedule.t_max
 
   def validate(self) -> None:
     w, k = self.mixture_weights, self.mixture_scales
@@ -154,7 +149,6 @@ class MixtureProcess(base.Process):
     if self.langevin_noise not in LANGEVIN_NOISE:
       raise ValueError(f"process.langevin_noise must be one of {LANGEVIN_NOISE}, got "
                        f"{self.langevin_noise!r}")
-    self.schedule.validate()
     super().validate()
 
   # ---- static mixture numbers ----------------------------------------------------------------
