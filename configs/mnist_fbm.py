@@ -1,5 +1,8 @@
 """MNIST, GFDM FVP with H = 0.9 and K = 3, the setting of the paper's best MNIST FID (0.72,
-class-conditional; Nobis et al. 2024), with ``config_lib.mnist_config``'s network."""
+class-conditional; Nobis et al. 2024), with ``config_lib.mnist_config``'s network.
+
+Unconditional by default; ``--config.model.num_classes=10`` trains the class-conditional model.
+"""
 
 from lim_jax import config_lib
 
@@ -7,4 +10,5 @@ from lim_jax import config_lib
 def get_config():
   config = config_lib.mnist_config("fbm", hurst=0.9, num_ou=3)
   config.sampling.sampler = "em"
+  config.model.num_classes = 0  # 10: class-conditional, as the published numbers
   return config

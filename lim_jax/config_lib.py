@@ -43,6 +43,7 @@ def default_config() -> ConfigDict:
   c.model.depth = 3
   c.model.time_embed_dim = 64
   c.model.dtype = "float32"
+  c.model.num_classes = 0  # > 0: class-conditional on the dataset's labels (ring8, grid, images)
 
   c.process = ConfigDict()
   c.process.family = "gaussian"
@@ -88,6 +89,7 @@ def default_config() -> ConfigDict:
   c.sampling.num_samples = 4096
   c.sampling.batch_size = 4096
   c.sampling.snr = 0.16
+  c.sampling.class_label = -1  # class-conditional models: -1 = classes in turn, c >= 0 = only c
   c.sampling.time_power = 1.0  # time grid t_i = (t_max^(1/p) + i/N (t_min^(1/p) - t_max^(1/p)))^p
 
   c.eval = ConfigDict()
@@ -204,6 +206,14 @@ def validate(config: ConfigDict, num_devices: int | None = None,
   _require(isinstance(config.seed, numbers.Integral), "seed", "must be an integer", config.seed)
   data.validate(config.data)
   models.validate(config.model)
+  classes = models.num_classes(config.model)
+  if classes:
+    have = data.num_classes(config.data)
+    _require(have is not None, "model.num_classes",
+             f"needs a labelled dataset; data.dataset {config.data.dataset!r} has no class labels",
+             classes)
+    _require(classes == have, "model.num_classes",
+             f"must be 0 or the {have} classes of data.dataset {config.data.dataset!r}", classes)
   process = get_process(config.process)
 
   tr = config.training
@@ -248,6 +258,11 @@ def validate(config: ConfigDict, num_devices: int | None = None,
            f"must be divisible by the number of devices ({num_devices})", sp.batch_size)
   _require(sp.snr > 0, "sampling.snr", "must be > 0", sp.snr)
   _require(sp.time_power >= 1, "sampling.time_power", "must be >= 1", sp.time_power)
+  label = sp.get("class_label", -1)
+  _require(isinstance(label, numbers.Integral) and not isinstance(label, bool)
+           and (label == -1 or 0 <= label < classes), "sampling.class_label",
+           f"must be -1 (classes in turn) or a class in [0, {classes}) of a class-conditional model",
+           label)
 
   ev = config.eval
   _positive_int(config, "eval.num_samples")

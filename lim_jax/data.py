@@ -111,6 +111,34 @@ def validate(data_cfg) -> None:
     raise ValueError(f"data.alpha must be in (0, 2], got {data_cfg.alpha!r}")
 
 
+# Labelled toy sets for class-conditional models (``model.num_classes``): the mixture component.
+TOY_CLASSES = {"ring8": 8, "grid_imbalanced": 25}
+
+
+def _toy_centers(name: str) -> np.ndarray:
+  if name == "ring8":
+    angle = 2 * math.pi * np.arange(8) / 8
+    return math.sqrt(2.0) * np.stack([np.cos(angle), np.sin(angle)], -1)
+  return grid_modes()[0]
+
+
+def toy_labels(name: str, x: np.ndarray) -> np.ndarray:
+  """Class labels ``(n,)`` int32 of points ``x (n, 2)`` of a labelled toy set: the nearest mode
+  centre, which is the generating component except with probability < 1e-7 (mode spacing >= 10.8
+  standard deviations of a mode for both sets)."""
+  d = np.sum((x[:, None, :] - _toy_centers(name)[None]) ** 2, axis=-1)
+  return np.argmin(d, axis=1).astype(np.int32)
+
+
+def num_classes(data_cfg) -> int | None:
+  """Number of classes of ``data.dataset``, or ``None`` for an unlabelled set."""
+  from lim_jax import image_data  # pylint: disable=g-import-not-at-top
+  name = data_cfg.dataset
+  if image_data.is_image_dataset(name):
+    return image_data.IMAGE_DATASETS[name].num_classes
+  return TOY_CLASSES.get(name)
+
+
 def toy_samples(data_cfg, rng: np.random.Generator, n: int) -> np.ndarray:
   """``n`` fresh points ``(n, 2)`` float32 from the toy generator ``data.dataset``."""
   return np.asarray(TOY_DATASETS[data_cfg.dataset](rng, n, data_cfg), dtype=np.float32)
@@ -124,6 +152,7 @@ class ToyData:
     data_cfg: the ``data`` config section.
     seed: the run seed.
     train: ``(num_train, 2)`` training points, drawn from ``default_rng([seed, 0xDA7A])``.
+    labels: ``(num_train,)`` int32 mode labels for a labelled set (:data:`TOY_CLASSES`), else None.
   """
 
   data_cfg: object
@@ -133,25 +162,35 @@ class ToyData:
     validate(self.data_cfg)
     self.train = toy_samples(self.data_cfg, np.random.default_rng([self.seed, 0xDA7A]),
                              self.data_cfg.num_train)
+    name = self.data_cfg.dataset
+    self.labels = toy_labels(name, self.train) if name in TOY_CLASSES else None
 
   @property
   def data_shape(self) -> tuple[int, ...]:
     return self.train.shape[1:]
 
   def batches(self, step: int, num_steps: int, global_batch: int, process_index: int = 0,
-              process_count: int = 1) -> np.ndarray:
+              process_count: int = 1, labels: bool = False):
     """This process's part of the global batches of steps ``step .. step+num_steps-1``.
 
     Returns:
-      ``(num_steps, global_batch // process_count, *data_shape)`` float32.
+      ``(num_steps, global_batch // process_count, *data_shape)`` float32; with ``labels=True``
+      the pair ``(points, labels (num_steps, global_batch // process_count) int32)``.
     """
+    if labels and self.labels is None:
+      raise ValueError(f"model.num_classes: data.dataset {self.data_cfg.dataset!r} has no class "
+                       f"labels (labelled toy sets: {sorted(TOY_CLASSES)})")
     local = global_batch // process_count
     out = np.empty((num_steps, local) + self.data_shape, np.float32)
+    out_labels = np.empty((num_steps, local), np.int32)
     for i in range(num_steps):
       idx = np.random.default_rng([self.seed, step + i]).integers(
           0, len(self.train), global_batch)
-      out[i] = self.train[idx[process_index * local:(process_index + 1) * local]]
-    return out
+      mine = idx[process_index * local:(process_index + 1) * local]
+      out[i] = self.train[mine]
+      if labels:
+        out_labels[i] = self.labels[mine]
+    return (out, out_labels) if labels else out
 
   def reference(self, n: int, salt: int = 0) -> np.ndarray:
     """``n`` fresh points from the generator (not the training set), for metrics."""

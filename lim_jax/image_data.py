@@ -69,6 +69,7 @@ class ImageSpec:
     flip: default of ``data.random_flip``.
     long_tail: whether the train split is subsampled to CIFAR10-LT.
     crop: whether images are center-cropped (``data.crop_size``) before the resize.
+    num_classes: number of classes of the ``label`` feature (``None``: no class labels).
   """
 
   tfds_name: str
@@ -77,13 +78,15 @@ class ImageSpec:
   flip: bool = True
   long_tail: bool = False
   crop: bool = False
+  num_classes: int | None = 10
 
 
 IMAGE_DATASETS: dict[str, ImageSpec] = {
     "mnist": ImageSpec("mnist", (28, 28, 1), (32, 28), flip=False),
     "cifar10": ImageSpec("cifar10", (32, 32, 3), (32,)),
     "cifar10_lt": ImageSpec("cifar10", (32, 32, 3), (32,), long_tail=True),
-    "celeb_a": ImageSpec("celeb_a", (218, 178, 3), (64, 32, 128), crop=True),
+    "celeb_a": ImageSpec("celeb_a", (218, 178, 3), (64, 32, 128), crop=True,
+                         num_classes=None),
 }
 
 
@@ -301,8 +304,13 @@ class ImageData:
     return _to_unit_interval(image)
 
   @staticmethod
-  def _flip(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    return np.ascontiguousarray(image[:, ::-1]) if rng.random() < 0.5 else image
+  def _flip(pair: tuple[np.ndarray, np.int32], rng: np.random.Generator):
+    image, label = pair
+    return (np.ascontiguousarray(image[:, ::-1]) if rng.random() < 0.5 else image), label
+
+  def _labelled(self, example: dict) -> tuple[np.ndarray, np.int32]:
+    """``(preprocess(example), label)``; the label is -1 for a set without class labels."""
+    return self.preprocess(example), np.int32(example.get("label", -1))
 
   # ---- per-process stream -----------------------------------------------------------------------
 
@@ -337,7 +345,7 @@ class ImageData:
                            f"examples of {self.data_cfg.get('dataset')}")
         shuffle_seed, flip_seed = self._seeds(process_index)
         ds = grain.MapDataset.source(source).shuffle(seed=shuffle_seed).repeat().map(
-            self.preprocess)
+            self._labelled)
         if self.random_flip:
           ds = ds.random_map(self._flip, seed=flip_seed)
         self._elements_cache[key] = ds
@@ -345,7 +353,7 @@ class ImageData:
 
   def dataset(self, global_batch: int, process_index: int = 0, process_count: int = 1):
     """The batched ``grain.MapDataset``: ``dataset(...)[step]`` is this process's batch of ``step``,
-    ``(global_batch // process_count, *data_shape)``."""
+    the pair ``(images (global_batch // process_count, *data_shape), labels (...,) int32)``."""
     return self.elements(process_index, process_count).batch(global_batch // process_count)
 
   def _read(self, ds, fn: Callable | None, count: int, start: int = 0):
@@ -370,17 +378,26 @@ class ImageData:
   def _compute(self, step: int, num_steps: int, global_batch: int, process_index: int,
                process_count: int) -> np.ndarray:
     local = global_batch // process_count
-    images = self._images(self.elements(process_index, process_count), None, num_steps * local,
-                          start=step * local)
-    return images.reshape((num_steps, local) + self.data_shape)
+    count = num_steps * local
+    images = np.empty((count,) + self.data_shape, np.float32)
+    labels = np.empty((count,), np.int32)
+    for i, (image, label) in enumerate(self._read(self.elements(process_index, process_count),
+                                                  None, count, start=step * local)):
+      images[i], labels[i] = image, label
+    return (images.reshape((num_steps, local) + self.data_shape),
+            labels.reshape((num_steps, local)))
 
   def batches(self, step: int, num_steps: int, global_batch: int, process_index: int = 0,
-              process_count: int = 1) -> np.ndarray:
+              process_count: int = 1, labels: bool = False):
     """This process's batches of steps ``step .. step+num_steps-1`` (pure function of the args).
 
     Returns:
-      ``(num_steps, global_batch // process_count, *data_shape)`` float32 in ``[-1, 1]``.
+      ``(num_steps, global_batch // process_count, *data_shape)`` float32 in ``[-1, 1]``; with
+      ``labels=True`` the pair ``(images, labels (num_steps, global_batch // process_count) int32)``.
     """
+    if labels and self.spec.num_classes is None:
+      raise ValueError(f"model.num_classes: data.dataset {self.data_cfg.get('dataset')!r} has no "
+                       "class labels")
     args = (int(step), int(num_steps), int(global_batch), int(process_index), int(process_count))
     pending, self._pending = self._pending, None
     if pending is not None and pending[0] == args:
@@ -389,12 +406,13 @@ class ImageData:
       if pending is not None:
         pending[1].cancel()
       out = self._compute(*args)
+    result = out if labels else out[0]
     if self.prefetch:
       if self._executor is None:
         self._executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="image_data")
       following = (args[0] + args[1],) + args[1:]
       self._pending = (following, self._executor.submit(self._compute, *following))
-    return out
+    return result
 
   def close(self) -> None:
     """Stops the background prefetch thread (also safe to skip: it exits with the interpreter)."""

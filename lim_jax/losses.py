@@ -50,7 +50,7 @@ PENALTIES: dict[str, Callable[[Array, float], Array]] = {
 
 def make_loss_fn(process: Process, apply_fn: ApplyFn, loss: str = "l2",
                  huber_delta: float = 1.0, train: bool = True):
-  """Returns the pure ``loss_fn(params, key, x0) -> (loss, aux)``.
+  """Returns the pure ``loss_fn(params, key, x0, y=None) -> (loss, aux)``.
 
   Args:
     process: the noise family.
@@ -59,17 +59,19 @@ def make_loss_fn(process: Process, apply_fn: ApplyFn, loss: str = "l2",
     huber_delta: the Huber threshold (``huber`` only).
     train: passed to the model (dropout).
 
-  ``x0`` has shape ``(B, *data_shape)``; ``aux`` holds the per-example losses ``(B,)`` and times.
+  ``x0`` has shape ``(B, *data_shape)``; ``y`` (``(B,)`` int, optional) are class labels passed to a
+  class-conditional model; ``aux`` holds the per-example losses ``(B,)`` and times.
   """
   if loss not in PENALTIES:
     raise ValueError(f"training.loss must be one of {sorted(PENALTIES)}, got {loss!r}")
   penalty = PENALTIES[loss]
 
-  def loss_fn(params, key: jax.Array, x0: Array):
+  def loss_fn(params, key: jax.Array, x0: Array, y: Array | None = None):
     k_time, k_noise, k_model = jax.random.split(key, 3)
     t = process.sample_time(k_time, x0.shape[0])
     pert = process.perturb(k_noise, x0, t)
-    out = apply_fn(params, pert.model_input, t, train=train, rng=k_model)
+    cond = {} if y is None else {"y": y}
+    out = apply_fn(params, pert.model_input, t, train=train, rng=k_model, **cond)
     per_example = pert.weight * penalty(out - pert.target, huber_delta)
     return jnp.mean(per_example), {"per_example": per_example, "t": t}
 

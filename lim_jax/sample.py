@@ -34,15 +34,35 @@ def draw_samples(config, process, apply_fn, params, mesh, data_shape: tuple[int,
   """
   sp = config.sampling
   num = sp.num_samples if num is None else num
+  sharding = parallel.batch_sharding(mesh)
+  conditional = models.num_classes(config.model) > 0
+  if conditional:  # the labels travel with the parameters: (params, labels of this chunk)
+    labels = sample_labels(config, -(-num // sp.batch_size) * sp.batch_size)
+    net = apply_fn
+    apply_fn = lambda p, x, t, **kw: net(p[0], x, t, y=p[1], **kw)  # noqa: E731
   smp = samplers.make_sampler(process, apply_fn, sampler or sp.sampler, nfe or sp.nfe, snr=sp.snr,
-                              time_power=sp.time_power,
-                              batch_sharding=parallel.batch_sharding(mesh))
+                              time_power=sp.time_power, batch_sharding=sharding)
   key = jax.random.fold_in(jax.random.PRNGKey(config.seed), SAMPLE_SALT) if key is None else key
   chunks = []
   for i in range(-(-num // sp.batch_size)):
-    x = smp.sample(params, jax.random.fold_in(key, i), (sp.batch_size,) + data_shape)
+    args = params
+    if conditional:
+      chunk = labels[i * sp.batch_size:(i + 1) * sp.batch_size]
+      args = (params, jax.make_array_from_callback(chunk.shape, sharding, lambda s: chunk[s]))
+    x = smp.sample(args, jax.random.fold_in(key, i), (sp.batch_size,) + data_shape)
     chunks.append(parallel.to_host(x))
   return np.concatenate(chunks)[:num].astype(np.float32), smp.nfe
+
+
+def sample_labels(config, num: int) -> np.ndarray | None:
+  """The class labels ``(num,)`` int32 of the samples of a class-conditional model (else None):
+  ``sampling.class_label`` for all when it is >= 0, otherwise the classes in turn
+  (``i mod num_classes``, a class-balanced set as conditional FID evaluations use)."""
+  c = models.num_classes(config.model)
+  if not c:
+    return None
+  fixed = int(config.sampling.get("class_label", -1))
+  return np.full((num,), fixed, np.int32) if fixed >= 0 else (np.arange(num) % c).astype(np.int32)
 
 
 def scatter_plot(path: str, samples: np.ndarray, reference: np.ndarray, title: str) -> None:
@@ -102,9 +122,11 @@ def sample_and_write(config, workdir: str, process, apply_fn, params, step: int,
   if jax.process_index() == 0:
     out_dir = os.path.join(workdir, "samples")
     os.makedirs(out_dir, exist_ok=True)
+    labels = sample_labels(config, len(samples))
     np.savez(os.path.join(out_dir, f"step_{step}.npz"),
              samples=to_uint8(samples) if is_image else samples,
-             sampler=config.sampling.sampler, nfe=nfe)
+             sampler=config.sampling.sampler, nfe=nfe,
+             **({} if labels is None else {"labels": labels}))
     if is_image:
       image_grid(os.path.join(out_dir, f"step_{step}.png"), to_uint8(samples))
     elif samples.ndim == 2 and samples.shape[1] == 2:

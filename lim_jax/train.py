@@ -82,7 +82,8 @@ def make_state_factory(model, tx: optax.GradientTransformation, data_shape: tupl
 
   def create(key: Array) -> TrainState:
     x = jnp.zeros((1,) + tuple(data_shape), jnp.float32)
-    return init_state(model.init(key, x, jnp.zeros((1,)))["params"], tx)
+    cond = {"y": jnp.zeros((1,), jnp.int32)} if getattr(model, "num_classes", 0) else {}
+    return init_state(model.init(key, x, jnp.zeros((1,)), **cond)["params"], tx)
 
   return create
 
@@ -90,7 +91,8 @@ def make_state_factory(model, tx: optax.GradientTransformation, data_shape: tupl
 def make_train_step(loss_fn, tx: optax.GradientTransformation, ema_decay: float):
   """Returns the pure ``train_steps(state, batches, base_key) -> (state, metrics)``.
 
-  ``batches`` has shape ``(S, B, *data_shape)``: ``S`` steps run in one ``lax.scan``. A step whose
+  ``batches`` has shape ``(S, B, *data_shape)`` (or is the pair ``(x0, labels (S, B))`` for a
+  class-conditional model): ``S`` steps run in one ``lax.scan``. A step whose
   loss or gradient norm is not finite leaves params, EMA and optimizer state unchanged and is
   counted in ``nonfinite_run`` / ``nonfinite_total`` (no host sync: the host reads the counters at
   its logging boundaries). ``metrics`` are means over the finite steps of the call.
@@ -98,7 +100,8 @@ def make_train_step(loss_fn, tx: optax.GradientTransformation, ema_decay: float)
 
   def one_step(state: TrainState, batch: Array, base_key: Array):
     key = jax.random.fold_in(base_key, state.step)
-    (loss, _), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params, key, batch)
+    args = batch if isinstance(batch, tuple) else (batch,)
+    (loss, _), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params, key, *args)
     grad_norm = optax.tree.norm(grads)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
@@ -192,13 +195,16 @@ def train_and_evaluate(config, workdir: str) -> TrainState:
 
   # ---- train step ----------------------------------------------------------------------------
   loss_fn = losses.make_loss_fn(process, apply_fn, tr.loss, tr.huber_delta)
+  conditional = models.num_classes(config.model) > 0
   train_steps = make_train_step(loss_fn, tx, config.optim.ema_decay)
   jit_steps = jax.jit(train_steps, in_shardings=(rep, parallel.batch_sharding(mesh, 1), rep),
                       out_shardings=(rep, rep), donate_argnums=0)
 
   def run(state, step, n):
-    local = data.batches(step, n, tr.batch_size, jax.process_index(), jax.process_count())
-    return jit_steps(state, parallel.put_batch(local, mesh, leading_axes=1), k_train)
+    local = data.batches(step, n, tr.batch_size, jax.process_index(), jax.process_count(),
+                         **({"labels": True} if conditional else {}))
+    batch = jax.tree.map(lambda a: parallel.put_batch(a, mesh, leading_axes=1), local)
+    return jit_steps(state, batch, k_train)
 
   # ---- loop ----------------------------------------------------------------------------------
   if start >= tr.num_steps:

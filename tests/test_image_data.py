@@ -248,7 +248,7 @@ def test_deterministic_per_seed_and_equal_to_grain_random_access():
     np.testing.assert_array_equal(a.batches(7, 2, 8), b.batches(7, 2, 8))  # b: prefetched
     assert not np.array_equal(first, c.batches(5, 2, 8))
     ds = a.dataset(8)
-    np.testing.assert_array_equal(first, np.stack([ds[5], ds[6]]))
+    np.testing.assert_array_equal(first, np.stack([ds[5][0], ds[6][0]]))
     b.close()
 
 

@@ -1,7 +1,8 @@
 """Networks, selected by ``model.name``.
 
 :func:`get_model` returns a flax module and :func:`make_apply` the pure
-``apply_fn(params, x, t, train=False, rng=None) -> out`` that losses and samplers call.
+``apply_fn(params, x, t, train=False, rng=None, y=None) -> out`` that losses and samplers call
+(``y``: ``(B,)`` int class labels, only for a class-conditional network, ``model.num_classes > 0``).
 """
 
 from __future__ import annotations
@@ -29,6 +30,9 @@ def validate(model_cfg) -> None:
     raise ValueError(f"model.name must be one of {MODELS}, got {model_cfg.name!r}")
   if model_cfg.dtype not in DTYPES:
     raise ValueError(f"model.dtype must be one of {tuple(DTYPES)}, got {model_cfg.dtype!r}")
+  nc = model_cfg.get("num_classes", 0)
+  if isinstance(nc, bool) or not isinstance(nc, int) or nc < 0:
+    raise ValueError(f"model.num_classes must be an integer >= 0 (0 = unconditional), got {nc!r}")
   if model_cfg.name == "ddpmpp":
     validate_hparams(**{k: _ddpmpp_field(model_cfg, k) for k in (
         "ch", "ch_mult", "num_res_blocks", "attn_resolutions", "dropout", "embedding")})
@@ -47,17 +51,25 @@ def get_model(model_cfg, data_shape: tuple[int, ...], num_outputs: int = 1):
   if model_cfg.name == "ddpmpp":
     return DDPMpp(out_channels=int(data_shape[-1]) * num_outputs,
                   **{k: _ddpmpp_field(model_cfg, k) for k in DDPMPP_DEFAULTS},
-                  dtype=DTYPES[model_cfg.dtype])
+                  dtype=DTYPES[model_cfg.dtype], num_classes=num_classes(model_cfg))
   return MLP(out_dim=int(data_shape[-1]) * num_outputs, hidden=model_cfg.hidden,
              depth=model_cfg.depth, time_embed_dim=model_cfg.time_embed_dim,
-             dtype=DTYPES[model_cfg.dtype])
+             dtype=DTYPES[model_cfg.dtype], num_classes=num_classes(model_cfg))
+
+
+def num_classes(model_cfg) -> int:
+  """``model.num_classes`` (0, the default, means unconditional)."""
+  return int(model_cfg.get("num_classes", 0))
 
 
 def make_apply(model):
-  """``apply_fn(params, x, t, train=False, rng=None)`` for a flax module (params = the 'params')."""
+  """``apply_fn(params, x, t, train=False, rng=None, y=None)`` for a flax module (params = the
+  'params'); ``y`` are the class labels of a conditional network."""
 
-  def apply_fn(params, x, t, train: bool = False, rng=None):
+  def apply_fn(params, x, t, train: bool = False, rng=None, y=None):
     rngs = {"dropout": rng} if (train and rng is not None) else None
-    return model.apply({"params": params}, x, t, train=train, rngs=rngs)
+    if y is None:
+      return model.apply({"params": params}, x, t, train=train, rngs=rngs)
+    return model.apply({"params": params}, x, t, train=train, rngs=rngs, y=y)
 
   return apply_fn

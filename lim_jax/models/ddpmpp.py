@@ -33,7 +33,7 @@ import jax
 import jax.numpy as jnp
 
 from lim_jax.models import layers
-from lim_jax.models.mlp import sinusoidal_embedding
+from lim_jax.models.mlp import label_embedding, sinusoidal_embedding
 
 Array = jax.Array
 
@@ -96,6 +96,9 @@ class DDPMpp(nn.Module):
       score-SDE embeds the log of its noise label.
     fourier_scale: standard deviation of the Fourier frequencies (score-SDE: 16).
     dtype: compute dtype; parameters stay float32, the output is float32.
+    num_classes: ``0``: unconditional; ``C > 0``: class-conditional, a learned ``C x 4ch`` label
+      embedding is added to the time embedding (the class conditioning of the score-SDE / EDM
+      U-Nets) and ``__call__`` needs ``y (B,)`` integer labels.
   """
 
   out_channels: int
@@ -109,6 +112,7 @@ class DDPMpp(nn.Module):
   embedding: str = "positional"
   fourier_scale: float = 16.0
   dtype: jnp.dtype = jnp.float32
+  num_classes: int = 0
 
   def _time_embedding(self, t: Array) -> Array:
     if self.embedding == "positional":
@@ -117,7 +121,7 @@ class DDPMpp(nn.Module):
     return layers.GaussianFourierTime(self.ch, scale=self.fourier_scale)(log_t)
 
   @nn.compact
-  def __call__(self, x: Array, t: Array, train: bool = False) -> Array:
+  def __call__(self, x: Array, t: Array, train: bool = False, y: Array | None = None) -> Array:
     validate_hparams(ch=self.ch, ch_mult=tuple(self.ch_mult), num_res_blocks=self.num_res_blocks,
                      attn_resolutions=tuple(self.attn_resolutions), dropout=self.dropout,
                      embedding=self.embedding, out_channels=self.out_channels)
@@ -136,6 +140,7 @@ class DDPMpp(nn.Module):
     temb = self._time_embedding(t)
     temb = nn.Dense(4 * self.ch, kernel_init=layers.ddpm_init(), dtype=self.dtype)(temb)
     temb = nn.Dense(4 * self.ch, kernel_init=layers.ddpm_init(), dtype=self.dtype)(nn.silu(temb))
+    temb = temb + label_embedding(self.num_classes, 4 * self.ch, y, x.shape[0], self.dtype)
 
     # Down: every intermediate is kept for the skip connections of the up path.
     skips = [layers.conv(x, self.ch, dtype=self.dtype)]
@@ -203,7 +208,7 @@ def _attn_params(c: int) -> int:
 def param_count_analytic(in_channels: int, out_channels: int, image_size: int, ch: int = 128,
                          ch_mult: Sequence[int] = (1, 2, 2, 2), num_res_blocks: int = 2,
                          attn_resolutions: Sequence[int] = (16,), resblock_updown: bool = True,
-                         embedding: str = "positional") -> int:
+                         embedding: str = "positional", num_classes: int = 0) -> int:
   """Number of parameters of :class:`DDPMpp`, summed by hand from the layer sizes.
 
   A ``k x k`` conv ``c_in -> c_out`` has ``k^2 c_in c_out + c_out`` parameters (a dense layer is
@@ -246,7 +251,7 @@ def param_count_analytic(in_channels: int, out_channels: int, image_size: int, c
       res *= 2
 
   total += _norm_params(width) + _conv_params(3, width, out_channels)
-  return total
+  return total + num_classes * temb_dim  # the class-label embedding table
 
 
 def param_count(params) -> int:
