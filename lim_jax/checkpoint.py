@@ -7,6 +7,7 @@ so a crash mid-save never leaves a half checkpoint that restore would pick.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from typing import Any
@@ -16,8 +17,19 @@ import orbax.checkpoint as ocp
 from absl import logging
 
 
+class CheckpointSaveError(RuntimeError):
+  """Writing a checkpoint failed (disk full, permissions, storage gone); earlier ones are intact."""
+
+
 class Checkpointer:
-  """Thin wrapper over ``ocp.CheckpointManager`` for ``workdir/checkpoints``."""
+  """Thin wrapper over ``ocp.CheckpointManager`` for ``workdir/checkpoints``.
+
+  A failed write (``OSError`` from the synchronous part of ``save`` or from the background thread,
+  surfacing at the next ``save``/``wait``/``close``) becomes a :class:`CheckpointSaveError` naming
+  the step being written and the last complete checkpoint. Orbax writes into
+  ``<step>.orbax-checkpoint-tmp`` and renames only when every item is committed, so the failed step
+  is never listed and a rerun resumes from the last complete one.
+  """
 
   def __init__(self, workdir: str, keep: int, async_save: bool = True):
     self.directory = os.path.join(os.path.abspath(workdir), "checkpoints")
@@ -25,6 +37,7 @@ class Checkpointer:
                                            enable_async_checkpointing=async_save)
     self.manager = ocp.CheckpointManager(self.directory, options=options,
                                          item_names=("state", "config"))
+    self._in_flight: int | None = None  # step of an asynchronous save not yet waited for
 
   def latest_step(self) -> int | None:
     return self.manager.latest_step()
@@ -33,8 +46,25 @@ class Checkpointer:
     return list(self.manager.all_steps())
 
   def save(self, step: int, state: Any, config_dict: dict) -> bool:
-    return self.manager.save(step, args=ocp.args.Composite(
-        state=ocp.args.StandardSave(state), config=ocp.args.JsonSave(config_dict)), force=True)
+    with self._reporting(step):
+      saved = self.manager.save(step, args=ocp.args.Composite(
+          state=ocp.args.StandardSave(state), config=ocp.args.JsonSave(config_dict)), force=True)
+    self._in_flight = step
+    return saved
+
+  @contextlib.contextmanager
+  def _reporting(self, step: int | None):
+    try:
+      yield
+    except OSError as e:
+      failed = self._in_flight if self._in_flight is not None else step
+      self._in_flight = None
+      complete = [s for s in self.manager.all_steps() if s != failed]
+      last = max(complete) if complete else None
+      raise CheckpointSaveError(
+          f"saving the checkpoint of step {failed} to {self.directory} failed: {e}. The last "
+          f"complete checkpoint is {'step ' + str(last) if last is not None else 'none'}; free "
+          f"space (or fix the storage) and rerun the same command to resume from it.") from e
 
   def restore(self, step: int, abstract_state: Any) -> tuple[Any, dict]:
     """Restores ``step`` into the shapes/shardings of ``abstract_state`` (``jax.ShapeDtypeStruct``s)."""
@@ -103,10 +133,17 @@ class Checkpointer:
     return dst
 
   def wait(self) -> None:
-    self.manager.wait_until_finished()
+    with self._reporting(None):
+      self.manager.wait_until_finished()
+    self._in_flight = None
 
   def close(self) -> None:
-    self.manager.wait_until_finished()
+    try:
+      self.wait()
+    except CheckpointSaveError:
+      with contextlib.suppress(OSError):  # the same failure again; the first one is reported
+        self.manager.close()
+      raise
     self.manager.close()
 
 

@@ -62,7 +62,7 @@ def main(argv: list[str]) -> None:
     parallel.maybe_initialize_distributed(_DISTRIBUTED.value)
   except ValueError as e:
     _user_error(str(e))
-  from lim_jax import evaluate, sample, train  # pylint: disable=g-import-not-at-top
+  from lim_jax import checkpoint, evaluate, sample, train  # pylint: disable=g-import-not-at-top
 
   config, workdir = _CONFIG.value, _WORKDIR.value
   try:
@@ -75,6 +75,9 @@ def main(argv: list[str]) -> None:
   except (ValueError, FileNotFoundError, PermissionError, NotADirectoryError) as e:
     _user_error(str(e))
   except train.NonFiniteError as e:
+    print(f"lim_jax: training stopped: {e}", file=sys.stderr)
+    sys.exit(FAILURE)
+  except checkpoint.CheckpointSaveError as e:
     print(f"lim_jax: training stopped: {e}", file=sys.stderr)
     sys.exit(FAILURE)
 

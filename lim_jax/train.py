@@ -10,6 +10,7 @@ state donated, and runs ``training.steps_per_call`` optimisation steps per dispa
 from __future__ import annotations
 
 import os
+import tempfile
 import time
 from typing import Any
 
@@ -132,6 +133,21 @@ def make_train_step(loss_fn, tx: optax.GradientTransformation, ema_decay: float)
   return train_steps
 
 
+def prepare_workdir(workdir: str) -> None:
+  """Creates ``workdir`` and proves it writable (a probe file) before anything compiles.
+
+  Raises:
+    ValueError: naming ``--workdir`` when it cannot be created or written (a path under a file,
+      no permission, read-only file system).
+  """
+  try:
+    os.makedirs(workdir, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=workdir, prefix=".write_probe_"):
+      pass
+  except OSError as e:
+    raise ValueError(f"--workdir {workdir!r} is not a writable directory: {e}") from e
+
+
 def _boundaries(tr, start: int) -> list[int]:
   """Steps after ``start`` where the loop must stop to log, checkpoint or sample, and the end."""
   marks = {tr.num_steps}
@@ -158,7 +174,7 @@ def train_and_evaluate(config, workdir: str) -> TrainState:
   process = config_lib.validate(config)
   tr = config.training
   mesh = parallel.make_mesh()
-  os.makedirs(workdir, exist_ok=True)
+  prepare_workdir(workdir)
   if jax.process_index() == 0:
     with open(os.path.join(workdir, "config.json"), "w", encoding="utf-8") as f:
       f.write(config_lib.to_json(config))

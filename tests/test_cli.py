@@ -61,7 +61,10 @@ def test_train_sample_eval_write_the_documented_outputs(tmp_path):
 
 def test_user_errors_exit_2_with_one_line(tmp_path):
   """Bad flags, bad values, unknown names and missing files: exit code 2 and a one-line message."""
+  (tmp_path / "a_file").write_text("x")
   cases = [
+      (["--config=configs/toy_gaussian.py", f"--workdir={tmp_path / 'a_file' / 'run'}"],
+       "--workdir"),
       (["--config=configs/toy_gaussian.py", f"--workdir={tmp_path}",
         "--config.training.batch_size=abc"], "batch_size"),
       (["--config=configs/toy_gaussian.py", f"--workdir={tmp_path}",
