@@ -130,6 +130,9 @@ class Checkpointer:
     if jax.process_index() == 0 and os.path.isdir(src):
       os.makedirs(os.path.dirname(dst), exist_ok=True)
       os.rename(src, dst)
+    if jax.process_count() > 1:  # nobody looks for the next step before the rename is done
+      from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+      multihost_utils.sync_global_devices(f"lim_jax_quarantine_{step}")
     return dst
 
   def wait(self) -> None:
