@@ -97,6 +97,10 @@ def default_config() -> ConfigDict:
   c.eval.num_samples = 4096
   c.eval.inception_path = ""
   c.eval.nfe_sweep = ()  # e.g. (10, 20, 50): one row per NFE in eval/step_N.json
+  c.eval.prdc_k = 3  # nearest neighbours of precision/recall/density/coverage (Kynkaanniemi 2019)
+  c.eval.vendi_bandwidth = 0.1  # RBF bandwidth of the toy ``vendi`` metric (data units)
+  c.eval.vendi_max_points = 2000  # samples used by ``vendi`` / ``pixel_vendi`` (O(n^2) memory)
+  c.eval.batch_size = 50  # Inception batch of the image metrics
   return c
 
 
@@ -140,7 +144,7 @@ def image_config(family: str, dataset: str = "cifar10", **process_fields: Any) -
   op.learning_rate, op.warmup_steps, op.grad_clip, op.ema_decay = 2e-4, 5000, 1.0, 0.9999
   sp = config.sampling
   sp.sampler, sp.nfe, sp.num_samples, sp.batch_size = "em", 1000, 64, 64
-  config.eval.metrics = ()
+  config.eval.metrics = ("fid", "prdc", "pixel_vendi")  # fid/prdc need eval.inception_path
   config.eval.num_samples = 50_000
   return config
 
@@ -266,10 +270,8 @@ def validate(config: ConfigDict, num_devices: int | None = None,
 
   ev = config.eval
   _positive_int(config, "eval.num_samples")
-  from lim_jax import evaluate  # pylint: disable=g-import-not-at-top
-  for m in ev.metrics:
-    _require(m in evaluate.METRICS, "eval.metrics", f"entries must be in {sorted(evaluate.METRICS)}",
-             m)
+  from lim_jax import evaluate, image_data  # pylint: disable=g-import-not-at-top
+  evaluate.validate_metrics(ev, image_data.is_image_dataset(config.data.dataset))
   return process
 
 

@@ -2,6 +2,18 @@
 
 Writes ``workdir/eval/step_<N>.json`` with one row per NFE (``eval.nfe_sweep``, or the configured
 ``sampling.nfe``) and logs each row to ``metrics.jsonl`` under ``eval/``.
+
+Metrics (``eval.metrics``), by kind of data (DESIGN.md §8):
+
+* toy (vector) data: ``sliced_wasserstein``, ``mmd``, ``tail_quantile_log_error``,
+  ``mode_coverage`` (``grid_imbalanced``), ``prdc`` (precision/recall/density/coverage of the raw
+  points, k = ``eval.prdc_k``) and ``vendi`` (RBF-kernel Vendi score, bandwidth
+  ``eval.vendi_bandwidth``, on at most ``eval.vendi_max_points`` samples).
+* images: ``fid`` (clean-fid conventions, :mod:`lim_jax.metrics.fid`; the reference statistics of
+  ``eval.num_samples`` training images are cached in ``workdir/eval/``), ``prdc`` (in the same
+  Inception pool3 features, k = ``eval.prdc_k``) and ``pixel_vendi`` (cosine Vendi on raw pixels,
+  GFDM's diversity measure). Samples are quantised to uint8 first, as they are saved. The Inception
+  weights are read from ``eval.inception_path`` before any sampling, so a missing file costs nothing.
 """
 
 from __future__ import annotations
@@ -14,49 +26,208 @@ import numpy as np
 
 from lim_jax import data as data_lib
 from lim_jax.metric_writers import MetricWriter, log
+from lim_jax.metrics import diversity, prdc as prdc_lib
 from lim_jax.metrics import toy as toy_metrics
 
+IMAGE_ONLY = ("fid", "pixel_vendi")
+TOY_ONLY = ("sliced_wasserstein", "mmd", "tail_quantile_log_error", "mode_coverage", "vendi")
+DEFAULT_IMAGE_METRICS = ("fid", "prdc", "pixel_vendi")
 
-def _modes(samples, reference, config):
-  del reference
+
+class Context:
+  """What image metrics share for one evaluation: the Inception feature function (loaded once from
+  ``eval.inception_path``) and the reference set's features and statistics (cached in
+  ``workdir/eval/`` when a workdir is given).
+
+  Args:
+    config: the run config.
+    reference: ``(M, H, W, C)`` reference images in ``[-1, 1]``.
+    workdir: where ``eval/reference_<dataset>_<size>_<M>.npz`` is cached ('' = no cache).
+    feature_fn: optional ``fn(uint8 images) -> (N, d) features`` replacing Inception (tests,
+      benchmarks with another extractor).
+  """
+
+  def __init__(self, config, reference: np.ndarray, workdir: str = "",
+               feature_fn: Callable[[np.ndarray], np.ndarray] | None = None):
+    self.config, self.reference, self.workdir = config, reference, workdir
+    self._feature_fn = feature_fn
+    self._reference_features: np.ndarray | None = None
+
+  def needs_features(self) -> bool:
+    return any(m in ("fid", "prdc") for m in self.config.eval.metrics)
+
+  def feature_fn(self) -> Callable[[np.ndarray], np.ndarray]:
+    if self._feature_fn is None:
+      from lim_jax.metrics import fid  # pylint: disable=g-import-not-at-top
+      path = self.config.eval.get("inception_path", "")
+      if not path:
+        raise FileNotFoundError(
+            "eval.inception_path is empty: the image metrics (fid, prdc) need the Inception-v3 "
+            f"weights of pytorch-fid ({fid.WEIGHTS_URL}); download the file and pass "
+            "--config.eval.inception_path=/path/to/pt_inception-2015-12-05-6726825d.pth")
+      self._feature_fn = fid.make_feature_fn(fid.load_inception_params(path),
+                                             batch_size=int(self.config.eval.get("batch_size",
+                                                                                 50)))
+    return self._feature_fn
+
+  def reference_features(self) -> np.ndarray:
+    """Features ``(M, d)`` float32 of the reference images (computed once, cached on disk)."""
+    if self._reference_features is None:
+      from lim_jax import sample as sample_lib  # pylint: disable=g-import-not-at-top
+      path = ""
+      if self.workdir:
+        d = self.config.data
+        path = os.path.join(self.workdir, "eval", f"reference_{d.dataset}_"
+                            f"{self.reference.shape[1]}_{len(self.reference)}.npz")
+      if path and os.path.isfile(path):
+        with np.load(path, allow_pickle=False) as npz:
+          feats = np.asarray(npz["features"])
+        if feats.shape[0] != len(self.reference):
+          raise ValueError(f"reference feature cache {path!r} has {feats.shape[0]} rows, "
+                           f"expected {len(self.reference)}; delete it to recompute")
+      else:
+        feats = self.feature_fn()(sample_lib.to_uint8(self.reference)).astype(np.float32)
+        if path:
+          os.makedirs(os.path.dirname(path), exist_ok=True)
+          tmp = path + ".tmp.npz"
+          np.savez(tmp, features=feats)
+          os.replace(tmp, path)  # atomic: an interrupted eval never leaves half a cache
+          log(f"cached the reference features in {path}")
+      self._reference_features = feats
+    return self._reference_features
+
+
+def _modes(samples, reference, config, ctx):
+  del reference, ctx
   if config.data.dataset != "grid_imbalanced":
     return {}
   centers, weights, std = data_lib.grid_modes()
   return toy_metrics.mode_coverage(samples, centers, weights, std)
 
 
-METRICS: dict[str, Callable[[np.ndarray, np.ndarray, object], dict[str, float]]] = {
-    "sliced_wasserstein": lambda s, r, c: {"sliced_wasserstein": toy_metrics.sliced_wasserstein(
+def _fid(samples, reference, config, ctx: Context):
+  del reference, config
+  from lim_jax import sample as sample_lib  # pylint: disable=g-import-not-at-top
+  from lim_jax.metrics import fid  # pylint: disable=g-import-not-at-top
+  feats = ctx.feature_fn()(sample_lib.to_uint8(samples))
+  ctx.sample_features = feats
+  return {"fid": fid.fid_from_features(feats, ctx.reference_features())}
+
+
+def _prdc(samples, reference, config, ctx: Context | None):
+  k = int(config.eval.get("prdc_k", 3))
+  if samples.ndim == 4:
+    from lim_jax import sample as sample_lib  # pylint: disable=g-import-not-at-top
+    feats = getattr(ctx, "sample_features", None)
+    if feats is None or len(feats) != len(samples):
+      feats = ctx.feature_fn()(sample_lib.to_uint8(samples))
+    return prdc_lib.prdc(ctx.reference_features(), feats, k=k)
+  return prdc_lib.prdc(reference, samples, k=k)
+
+
+def _pixel_vendi(samples, reference, config, ctx):
+  del reference, ctx
+  from lim_jax import sample as sample_lib  # pylint: disable=g-import-not-at-top
+  n = int(config.eval.get("vendi_max_points", 2000))
+  return {"pixel_vendi": diversity.pixel_vendi_score(sample_lib.to_uint8(samples[:n]))}
+
+
+def _vendi(samples, reference, config, ctx):
+  del reference, ctx
+  n = int(config.eval.get("vendi_max_points", 2000))
+  return {"vendi": diversity.vendi_score(samples[:n], kernel="rbf",
+                                         bandwidth=float(config.eval.get("vendi_bandwidth", 0.1)))}
+
+
+METRICS: dict[str, Callable[..., dict[str, float]]] = {
+    "sliced_wasserstein": lambda s, r, c, ctx: {"sliced_wasserstein": toy_metrics.sliced_wasserstein(
         s, r, seed=c.seed)},
-    "mmd": lambda s, r, c: {"mmd": toy_metrics.mmd(s, r, seed=c.seed)},
-    "tail_quantile_log_error": lambda s, r, c: {
+    "mmd": lambda s, r, c, ctx: {"mmd": toy_metrics.mmd(s, r, seed=c.seed)},
+    "tail_quantile_log_error": lambda s, r, c, ctx: {
         "tail_quantile_log_error": toy_metrics.tail_quantile_log_error(s, r)},
     "mode_coverage": _modes,
+    "prdc": _prdc,
+    "vendi": _vendi,
+    "fid": _fid,
+    "pixel_vendi": _pixel_vendi,
 }
 
 
-def score(samples: np.ndarray, reference: np.ndarray, config) -> dict[str, float]:
-  """The metrics named in ``eval.metrics`` over the finite samples."""
+def validate_metrics(eval_cfg, is_image: bool) -> None:
+  """``eval.metrics`` entries exist and suit the kind of data; ``ValueError`` naming the field."""
+  for m in eval_cfg.metrics:
+    if m not in METRICS:
+      raise ValueError(f"eval.metrics entries must be in {sorted(METRICS)}, got {m!r}")
+    if is_image and m in TOY_ONLY:
+      raise ValueError(f"eval.metrics: {m!r} is for toy (vector) data; image metrics are "
+                       f"{DEFAULT_IMAGE_METRICS}")
+    if not is_image and m in IMAGE_ONLY:
+      raise ValueError(f"eval.metrics: {m!r} needs an image dataset")
+  k = eval_cfg.get("prdc_k", 3)
+  if not (isinstance(k, int) and not isinstance(k, bool) and k >= 1):
+    raise ValueError(f"eval.prdc_k must be an integer >= 1, got {k!r}")
+  bw = eval_cfg.get("vendi_bandwidth", 0.1)
+  if not (isinstance(bw, (int, float)) and bw > 0):
+    raise ValueError(f"eval.vendi_bandwidth must be > 0, got {bw!r}")
+
+
+def score(samples: np.ndarray, reference: np.ndarray, config,
+          context: Context | None = None) -> dict[str, float]:
+  """The metrics named in ``eval.metrics`` over the finite samples.
+
+  Args:
+    samples: ``(N, *data_shape)``.
+    reference: ``(M, *data_shape)`` data to compare with.
+    config: the run config (``eval.*``, ``seed``, ``data.dataset``).
+    context: shared image-metric state (:class:`Context`); built from ``reference`` if omitted.
+  """
   finite = np.all(np.isfinite(samples), axis=tuple(range(1, samples.ndim)))
   out = {"finite_fraction": float(finite.mean())}
+  if samples.ndim == 4:  # images keep their non-finite members (uint8 quantisation clips them)
+    finite = np.ones_like(finite)
+  if samples.ndim == 4 and context is None:
+    context = Context(config, reference)
+  if samples.ndim == 4 and samples.shape[1:] != reference.shape[1:]:
+    raise ValueError(f"image shapes differ: samples {samples.shape[1:]}, "
+                     f"reference {reference.shape[1:]}")
   for name in config.eval.metrics:
-    out.update(METRICS[name](samples[finite], reference, config))
+    out.update(METRICS[name](samples[finite], reference, config, context))
   return out
 
 
-def evaluate(config, workdir: str) -> list[dict[str, float]]:
-  """Samples ``eval.num_samples`` per NFE from the latest checkpoint and writes the JSON."""
+def evaluate(config, workdir: str,
+             feature_fn: Callable[[np.ndarray], np.ndarray] | None = None) -> list[dict[str, float]]:
+  """Samples ``eval.num_samples`` per NFE from the latest checkpoint and writes the JSON.
+
+  ``feature_fn`` (images only) replaces the Inception features of ``fid``/``prdc`` (a notebook or a
+  benchmark with its own extractor); by default the weights come from ``eval.inception_path``.
+
+  Raises:
+    FileNotFoundError: no checkpoint, or image metrics without the Inception file
+      (``eval.inception_path``), before any sampling.
+  """
   from lim_jax import sample as sample_lib  # pylint: disable=g-import-not-at-top
   r = sample_lib.restore_for_inference(config, workdir)
+  is_image = len(r["data"].data_shape) == 3
+  validate_metrics(config.eval, is_image)
   sweep = tuple(config.eval.get("nfe_sweep", ())) or (config.sampling.nfe,)
   reference = r["data"].reference(config.eval.num_samples, salt=1)
+  context = None
+  if is_image:
+    context = Context(config, reference, workdir, feature_fn)
+    if context.needs_features():
+      context.feature_fn()  # a missing or malformed Inception file fails here, before sampling
+    if config.eval.num_samples < 2048 and context.needs_features():
+      log(f"warning: eval.num_samples = {config.eval.num_samples} < 2048 Inception features: "
+          "the covariance is singular and FID is biased (50000 is the usual choice)")
   rows = []
   writer = MetricWriter(workdir, tensorboard=False)
   for nfe in sweep:
     samples, used = sample_lib.draw_samples(
         config, r["process"], r["apply_fn"], r["state"].ema_params, r["mesh"],
         r["data"].data_shape, num=config.eval.num_samples, nfe=nfe)
-    row = {"nfe": used, "sampler": config.sampling.sampler, **score(samples, reference, config)}
+    row = {"nfe": used, "sampler": config.sampling.sampler,
+           **score(samples, reference, config, context)}
     rows.append(row)
     writer.write(r["step"], {f"eval/{k}": v for k, v in row.items() if k != "sampler"})
     log(f"eval step {r['step']} " + " ".join(

@@ -1,1 +1,2 @@
-"""Sample-quality metrics (toy metrics here; FID and precision/recall come with the images work)."""
+"""Sample-quality metrics: toy.py (sliced W1, MMD, tails, modes), fid.py + inception.py (FID with
+clean-fid conventions), prdc.py (precision/recall/density/coverage), diversity.py (Vendi scores)."""
