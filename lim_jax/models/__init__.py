@@ -9,18 +9,22 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 
-from lim_jax.models.ddpmpp import DDPMpp, validate_hparams
+from lim_jax.models.ddpmpp import PROGRESSIVE_INPUTS, DDPMpp, validate_hparams
 from lim_jax.models.mlp import MLP
+from lim_jax.models.ncsnpp import NCSNPP_DEFAULTS
 
-MODELS = ("mlp", "ddpmpp")
+MODELS = ("mlp", "ddpmpp", "ncsnpp")
+UNETS = ("ddpmpp", "ncsnpp")
 # DDPM++ fields and defaults (score SDE "DDPM++ cont.", CIFAR10); image configs override them.
 DDPMPP_DEFAULTS = dict(ch=128, ch_mult=(1, 2, 2, 2), num_res_blocks=4, attn_resolutions=(16,),
                        dropout=0.1, resblock_updown=True, skip_rescale=True,
-                       embedding="positional", fourier_scale=16.0)
+                       embedding="positional", fourier_scale=16.0, fir=False,
+                       progressive_input="none")
 
 
 def _ddpmpp_field(model_cfg, name):
-  value = model_cfg.get(name, DDPMPP_DEFAULTS[name])
+  defaults = {**DDPMPP_DEFAULTS, **(NCSNPP_DEFAULTS if model_cfg.name == "ncsnpp" else {})}
+  value = model_cfg.get(name, defaults[name])
   return tuple(value) if isinstance(value, (list, tuple)) else value
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 
@@ -33,9 +37,14 @@ def validate(model_cfg) -> None:
   nc = model_cfg.get("num_classes", 0)
   if isinstance(nc, bool) or not isinstance(nc, int) or nc < 0:
     raise ValueError(f"model.num_classes must be an integer >= 0 (0 = unconditional), got {nc!r}")
-  if model_cfg.name == "ddpmpp":
+  if model_cfg.name in UNETS:
     validate_hparams(**{k: _ddpmpp_field(model_cfg, k) for k in (
         "ch", "ch_mult", "num_res_blocks", "attn_resolutions", "dropout", "embedding")})
+    if _ddpmpp_field(model_cfg, "progressive_input") not in PROGRESSIVE_INPUTS:
+      raise ValueError(f"model.progressive_input must be one of {PROGRESSIVE_INPUTS}, got "
+                       f"{_ddpmpp_field(model_cfg, 'progressive_input')!r}")
+    if not isinstance(_ddpmpp_field(model_cfg, "fir"), bool):
+      raise ValueError(f"model.fir must be a bool, got {_ddpmpp_field(model_cfg, 'fir')!r}")
     return
   for f in ("hidden", "depth", "time_embed_dim"):
     v = model_cfg[f]
@@ -48,7 +57,7 @@ def validate(model_cfg) -> None:
 def get_model(model_cfg, data_shape: tuple[int, ...], num_outputs: int = 1):
   """The network for data of ``data_shape`` (without batch) with ``num_outputs`` heads."""
   validate(model_cfg)
-  if model_cfg.name == "ddpmpp":
+  if model_cfg.name in UNETS:
     return DDPMpp(out_channels=int(data_shape[-1]) * num_outputs,
                   **{k: _ddpmpp_field(model_cfg, k) for k in DDPMPP_DEFAULTS},
                   dtype=DTYPES[model_cfg.dtype], num_classes=num_classes(model_cfg))

@@ -37,6 +37,7 @@ from lim_jax.models.mlp import label_embedding, sinusoidal_embedding
 
 Array = jax.Array
 
+PROGRESSIVE_INPUTS = ("none", "residual")
 EMBEDDINGS = ("positional", "fourier")
 # ``log t`` is taken for the Fourier embedding; this keeps t = 0 finite.
 _LOG_T_FLOOR = 1e-12
@@ -96,6 +97,10 @@ class DDPMpp(nn.Module):
       score-SDE embeds the log of its noise label.
     fourier_scale: standard deviation of the Fourier frequencies (score-SDE: 16).
     dtype: compute dtype; parameters stay float32, the output is float32.
+    fir: resample with the [1, 3, 3, 1] FIR filter (NCSN++) instead of nearest / 2x2 mean.
+    progressive_input: ``'none'`` (DDPM++) or ``'residual'`` (NCSN++): an input pyramid, the image
+      FIR-blurred and stride-2 convolved once per level, is added to the downsampled features,
+      ``h = (pyramid + h) / sqrt(2)``, and carried on as the next pyramid level.
     num_classes: ``0``: unconditional; ``C > 0``: class-conditional, a learned ``C x 4ch`` label
       embedding is added to the time embedding (the class conditioning of the score-SDE / EDM
       U-Nets) and ``__call__`` needs ``y (B,)`` integer labels.
@@ -113,6 +118,8 @@ class DDPMpp(nn.Module):
   fourier_scale: float = 16.0
   dtype: jnp.dtype = jnp.float32
   num_classes: int = 0
+  fir: bool = False
+  progressive_input: str = "none"
 
   def _time_embedding(self, t: Array) -> Array:
     if self.embedding == "positional":
@@ -133,8 +140,12 @@ class DDPMpp(nn.Module):
                        f"2**(len(ch_mult) - 1) = {factor}")
     t = jnp.broadcast_to(jnp.asarray(t, jnp.float32), (x.shape[0],))
 
+    if self.progressive_input not in PROGRESSIVE_INPUTS:
+      raise ValueError(f"model.progressive_input must be one of {PROGRESSIVE_INPUTS}, "
+                       f"got {self.progressive_input!r}")
     resblock = lambda **kw: layers.ResnetBlockBigGAN(  # noqa: E731
-        dropout=self.dropout, skip_rescale=self.skip_rescale, dtype=self.dtype, **kw)
+        dropout=self.dropout, skip_rescale=self.skip_rescale, fir=self.fir, dtype=self.dtype,
+        **kw)
     attn = lambda: layers.AttnBlock(skip_rescale=self.skip_rescale, dtype=self.dtype)  # noqa: E731
 
     temb = self._time_embedding(t)
@@ -143,6 +154,7 @@ class DDPMpp(nn.Module):
     temb = temb + label_embedding(self.num_classes, 4 * self.ch, y, x.shape[0], self.dtype)
 
     # Down: every intermediate is kept for the skip connections of the up path.
+    pyramid = x
     skips = [layers.conv(x, self.ch, dtype=self.dtype)]
     num_levels = len(self.ch_mult)
     for level, mult in enumerate(self.ch_mult):
@@ -153,9 +165,14 @@ class DDPMpp(nn.Module):
         skips.append(h)
       if level != num_levels - 1:
         if self.resblock_updown:
-          skips.append(resblock(down=True)(skips[-1], temb, train))
+          h = resblock(down=True)(skips[-1], temb, train)
         else:
-          skips.append(layers.Downsample(dtype=self.dtype)(skips[-1]))
+          h = layers.Downsample(dtype=self.dtype)(skips[-1])
+        if self.progressive_input == "residual":
+          pyramid = layers.FIRConvDownsample(h.shape[-1], dtype=self.dtype)(pyramid)
+          pyramid = (pyramid + h) / math.sqrt(2.0) if self.skip_rescale else pyramid + h
+          h = pyramid
+        skips.append(h)
 
     # Middle.
     h = resblock()(skips[-1], temb, train)
@@ -208,7 +225,8 @@ def _attn_params(c: int) -> int:
 def param_count_analytic(in_channels: int, out_channels: int, image_size: int, ch: int = 128,
                          ch_mult: Sequence[int] = (1, 2, 2, 2), num_res_blocks: int = 2,
                          attn_resolutions: Sequence[int] = (16,), resblock_updown: bool = True,
-                         embedding: str = "positional", num_classes: int = 0) -> int:
+                         embedding: str = "positional", num_classes: int = 0,
+                         progressive_input: str = "none") -> int:
   """Number of parameters of :class:`DDPMpp`, summed by hand from the layer sizes.
 
   A ``k x k`` conv ``c_in -> c_out`` has ``k^2 c_in c_out + c_out`` parameters (a dense layer is
@@ -222,7 +240,7 @@ def param_count_analytic(in_channels: int, out_channels: int, image_size: int, c
   total += _conv_params(3, in_channels, ch)
 
   skip_widths = [ch]
-  width, res = ch, image_size
+  width, res, pyramid_width = ch, image_size, in_channels
   for level, mult in enumerate(ch_mult):
     for _ in range(num_res_blocks):
       total += _resblock_params(width, ch * mult, temb_dim, resample=False)
@@ -233,6 +251,9 @@ def param_count_analytic(in_channels: int, out_channels: int, image_size: int, c
     if level != len(ch_mult) - 1:
       total += (_resblock_params(width, width, temb_dim, resample=True) if resblock_updown
                 else _conv_params(3, width, width))
+      if progressive_input == "residual":  # 3x3 conv of the pyramid: previous width -> width
+        total += _conv_params(3, pyramid_width, width)
+        pyramid_width = width
       skip_widths.append(width)
       res //= 2
 

@@ -59,6 +59,42 @@ def downsample_mean(x: Array) -> Array:
   return x.reshape(b, h // 2, 2, w // 2, 2, c).mean(axis=(2, 4))
 
 
+# The [1, 3, 3, 1] binomial FIR resampling filter of NCSN++ (Song et al. 2021, App. H, after
+# StyleGAN2, Karras et al. 2020, App. B: "bilinear" up/down-sampling with a separable filter).
+FIR_KERNEL = (1.0, 3.0, 3.0, 1.0)
+
+
+def _fir_depthwise(x: Array, taps, gain: float, stride: int, lhs_dilation: int,
+                   pad: tuple[int, int]) -> Array:
+  """Separable 2-D FIR filter ``outer(taps, taps) / sum^2 * gain`` on every channel of ``x``."""
+  k = jnp.asarray(taps, jnp.float32)
+  k2 = jnp.outer(k, k) / jnp.sum(k) ** 2 * gain
+  c = x.shape[-1]
+  kernel = jnp.tile(k2[::-1, ::-1, None, None], (1, 1, 1, c)).astype(x.dtype)  # convolution
+  return jax.lax.conv_general_dilated(
+      x, kernel, window_strides=(stride, stride), padding=(pad, pad),
+      lhs_dilation=(lhs_dilation, lhs_dilation), dimension_numbers=("NHWC", "HWIO", "NHWC"),
+      feature_group_count=c)
+
+
+def upsample_fir(x: Array, taps=FIR_KERNEL) -> Array:
+  """``(B, H, W, C) -> (B, 2H, 2W, C)``: ``upfirdn2d(x, k, up=2)`` with gain 4 (zero insertion,
+  then the FIR filter; pads ``((p+1)//2 + 1, p//2)``, ``p = len(k) - 2``, as StyleGAN2's
+  ``upsample_2d``). The last zero of the insertion is the extra high pad of the dilated conv."""
+  p = len(taps) - 2
+  return _fir_depthwise(x, taps, 4.0, 1, 2, ((p + 1) // 2 + 1, p // 2 + 1))
+
+
+def downsample_fir(x: Array, taps=FIR_KERNEL, extra_pad: int = 0) -> Array:
+  """``(B, H, W, C) -> (B, H/2, W/2, C)``: ``upfirdn2d(x, k, down=2)`` (FIR filter, pads
+  ``((p+1)//2, p//2)``, ``p = len(k) - 2``, keep every other sample). ``extra_pad`` pads both sides
+  more and keeps full resolution (stride 1), the blur before a fused stride-2 conv."""
+  p = len(taps) - 2
+  if extra_pad:
+    return _fir_depthwise(x, taps, 1.0, 1, 1, ((p + 1) // 2 + extra_pad, p // 2 + extra_pad))
+  return _fir_depthwise(x, taps, 1.0, 2, 1, ((p + 1) // 2, p // 2))
+
+
 class GaussianFourierTime(nn.Module):
   """Random Fourier features of a scalar (Tancik et al. 2020; score-SDE's NCSN++ embedding).
 
@@ -95,16 +131,19 @@ class ResnetBlockBigGAN(nn.Module):
   down: bool = False
   dropout: float = 0.1
   skip_rescale: bool = True
+  fir: bool = False  # resample with the FIR filter (NCSN++) instead of nearest / 2x2 mean (DDPM++)
   dtype: jnp.dtype = jnp.float32
 
   @nn.compact
   def __call__(self, x: Array, temb: Array | None, train: bool = False) -> Array:
     out_ch = self.out_ch or x.shape[-1]
     h = nn.silu(group_norm(x, self.dtype))
+    up, down = ((upsample_fir, downsample_fir) if self.fir else
+                (upsample_nearest, downsample_mean))
     if self.up:
-      h, x = upsample_nearest(h), upsample_nearest(x)
+      h, x = up(h), up(x)
     elif self.down:
-      h, x = downsample_mean(h), downsample_mean(x)
+      h, x = down(h), down(x)
     h = conv(h, out_ch, dtype=self.dtype)
     if temb is not None:
       t_proj = nn.Dense(out_ch, kernel_init=ddpm_init(), dtype=self.dtype)(nn.silu(temb))
@@ -141,6 +180,22 @@ class AttnBlock(nn.Module):
     h = nn.Dense(c, kernel_init=ddpm_init(0.0), dtype=self.dtype, name="out")(h)
     out = x + h.reshape(b, height, width, c)
     return out / math.sqrt(2.0) if self.skip_rescale else out
+
+
+class FIRConvDownsample(nn.Module):
+  """NCSN++'s fused "conv_downsample_2d": FIR blur (padded so a 3x3 VALID conv follows) then a 3x3
+  stride-2 convolution, ``(B, H, W, C) -> (B, H/2, W/2, out_ch)``. Used on the input pyramid of
+  ``progressive_input = 'residual'``."""
+
+  out_ch: int
+  dtype: jnp.dtype = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: Array) -> Array:
+    blurred = downsample_fir(x, extra_pad=1)  # pads (2, 2): H + 1 rows after the 4-tap filter
+    return nn.Conv(self.out_ch, (3, 3), strides=(2, 2), padding="VALID",
+                   kernel_init=ddpm_init(), bias_init=nn.initializers.zeros,
+                   dtype=self.dtype)(blurred)
 
 
 class Downsample(nn.Module):
