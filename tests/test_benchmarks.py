@@ -1,0 +1,127 @@
+"""Smoke tests: every script in benchmarks/ runs at its tiniest size and writes its table / PNG.
+
+Each script runs in a subprocess exactly as a user runs it (``python benchmarks/<script>.py ...``),
+on one CPU device (the test-wide forced device count is removed; ``bench_scaling.py`` forces its
+own), with ``JAX_DISABLE_MOST_OPTIMIZATIONS=1`` for fast compiles. The reference of every test is
+the script's documented output format: the Markdown table header, one row per requested
+family / sampler / NFE / device count, and numeric cells that parse as finite numbers (a NaN or a
+missing row fails). Sizes are the smallest that still exercise every code path of the default run
+(20 training steps, NFE 10, 64-256 samples); the U-Net paths of ``bench_overheads.py`` and
+``bench_scaling.py`` are left out (a U-Net compile costs minutes on this 2-core machine without
+XLA optimisations). The whole file takes about a minute of wall time on 2 CPU cores.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import pathlib
+import re
+import subprocess
+import sys
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+BENCH = ROOT / "benchmarks"
+
+
+def run_script(name: str, *args: str, timeout: float = 240) -> str:
+  """Runs ``benchmarks/<name>`` with ``args``; asserts rc == 0; returns stdout."""
+  env = dict(os.environ)
+  env.pop("XLA_FLAGS", None)  # conftest forces 4 host devices; users run on one
+  env.update(JAX_PLATFORMS="cpu", JAX_DISABLE_MOST_OPTIMIZATIONS="1",
+             TF_CPP_MIN_LOG_LEVEL="3")
+  proc = subprocess.run([sys.executable, str(BENCH / name), *args], cwd=ROOT, env=env,
+                        capture_output=True, text=True, timeout=timeout, check=False)
+  assert proc.returncode == 0, f"{name} failed (rc {proc.returncode}):\n{proc.stderr[-3000:]}"
+  return proc.stdout
+
+
+def table_rows(text: str, first_cell: str) -> list[list[str]]:
+  """Cells of the Markdown table rows of ``text`` whose first cell is ``first_cell``."""
+  rows = []
+  for line in text.splitlines():
+    if line.startswith("|") and not line.startswith("|---"):
+      cells = [c.strip() for c in line.strip().strip("|").split("|")]
+      if cells[0] == first_cell:
+        rows.append(cells)
+  return rows
+
+
+def numbers(cells: list[str]) -> list[float]:
+  """Every number in ``cells`` (``1.2 ± 0.3``, ``+4.0 %``, ``3.1e+05``, ``nan`` all count)."""
+  found = re.findall(r"[-+]?(?:\d+\.?\d*(?:e[-+]?\d+)?|nan|inf)", " ".join(cells), re.IGNORECASE)
+  return [float(v) for v in found]
+
+
+def test_bench_nfe_study_tiny(tmp_path):
+  """One family, one dataset, seed 0, NFE 10, ODE and SDE: the table has one row per sampler with
+  finite metrics (rare modes in [0, 12]), and the PNG is written to --out and --figures, < 150 kB
+  (the size limit for committed figures)."""
+  out, figs = tmp_path / "out", tmp_path / "figs"
+  stdout = run_script("bench_nfe_study.py", "--tiny", "--datasets=grid_imbalanced",
+                      "--families=gaussian", f"--out={out}", f"--figures={figs}")
+  md = (out / "nfe_study.md").read_text()
+  assert "nfe_study.md" in stdout
+  rows = table_rows(md, "gaussian")
+  assert [r[1] for r in rows] == ["ei_ode@10", "ei_sde@10"]
+  for r in rows:
+    sw, tail, rare, tv, finite = numbers(r[2:])
+    assert all(math.isfinite(v) for v in (sw, tail, tv))
+    assert 0 < sw and 0 <= rare <= 12 and finite == 1.0
+  for folder in (out, figs):
+    png = folder / "nfe_grid_imbalanced.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert png.stat().st_size < 150_000
+
+
+def test_bench_overheads_tiny():
+  """MLP only, gaussian and levy: one row each, gaussian's train-step ratio printed as 1.00, all
+  times finite and positive (overhead percentages may be negative: timing noise)."""
+  stdout = run_script("bench_overheads.py", "--tiny", "--models=mlp", "--families=gaussian,levy")
+  for family in ("gaussian", "levy"):
+    (row,) = table_rows(stdout, family)
+    vals = numbers(row[1:])
+    assert len(vals) == 9 and all(math.isfinite(v) for v in vals), row
+    step_ms, ratio, noise_ms, _, bare_ms, ode_ms, _, sde_ms, _ = vals
+    assert min(step_ms, noise_ms, bare_ms, ode_ms, sde_ms) > 0
+    if family == "gaussian":
+      assert ratio == 1.0
+
+
+def test_bench_scaling_tiny():
+  """Forced host devices 1 and 2 (one subprocess each): two rows, global batch = devices x the
+  per-device batch (16), positive steps/s, efficiency 1.00 for one device."""
+  stdout = run_script("bench_scaling.py", "--tiny", "--devices=1,2")
+  rows = table_rows(stdout, "mlp")
+  assert [r[1] for r in rows] == ["1 x cpu", "2 x cpu"]
+  assert [int(r[2]) for r in rows] == [16, 32]
+  assert all(float(r[3]) > 0 for r in rows)
+  assert float(rows[0][5]) == 1.0
+  assert "forced host devices" in stdout
+
+
+def test_bench_toy_tiny():
+  """bench_toy.py for gaussian at 20 steps and 64 samples: one row, ratio 1.00, rates > 0."""
+  stdout = run_script("bench_toy.py", "--families=gaussian", "--steps=20", "--num_samples=64")
+  (row,) = table_rows(stdout, "gaussian")
+  assert float(row[2]) > 0 and row[3] == "1.00" and float(row[5]) > 0
+
+
+def test_bench_toy_quality_tiny(tmp_path):
+  """bench_toy_quality.py, gaussian on sas, 20 steps, NFE 10, 64 samples: one row with a finite
+  sliced W1 and tail error."""
+  stdout = run_script("bench_toy_quality.py", "--dataset=sas", "--families=gaussian",
+                      "--steps=20", "--nfe=10", "--num_samples=64", f"--out={tmp_path}")
+  (row,) = table_rows(stdout, "gaussian")
+  assert row[1] == "ei_sde@10"
+  vals = numbers(row[2:])
+  assert vals and all(math.isfinite(v) for v in vals)
+
+
+def test_bench_stable_tiny():
+  """bench_stable.py with 2000 draws at alpha 1.5: one row, positive rates for both samplers."""
+  stdout = run_script("bench_stable.py", "--n=2000", "--alphas=1.5")
+  (row,) = table_rows(stdout, "1.5")
+  assert float(row[1]) > 0 and float(row[2]) > 0
