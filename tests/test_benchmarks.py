@@ -125,3 +125,16 @@ def test_bench_stable_tiny():
   stdout = run_script("bench_stable.py", "--n=2000", "--alphas=1.5")
   (row,) = table_rows(stdout, "1.5")
   assert float(row[1]) > 0 and float(row[2]) > 0
+
+
+def test_bench_fbm_diversity_tiny(tmp_path):
+  """gaussian, fbm K = 0 and one (H, K) at 20 steps: the data row and one row per model with
+  finite metrics; K = 0 reproduces the gaussian row exactly (exact Brownian limit, same keys)."""
+  out = run_script("bench_fbm_diversity.py", "--steps=20", "--seeds=0", "--num_ou=0,2",
+                   "--hurst=0.7", "--nfe=10", "--num_samples=128", f"--out={tmp_path}")
+  rows = {label: table_rows(out, label) for label in
+          ("data (fresh draw)", "gaussian", "fbm K=0 (BM)", "fbm H=0.7 K=2")}
+  for label, found in rows.items():
+    assert len(found) == 1, (label, out[-2000:])
+    assert all(math.isfinite(v) for v in numbers(found[0][1:])), found
+  assert rows["gaussian"][0][1:] == rows["fbm K=0 (BM)"][0][1:]
