@@ -65,6 +65,7 @@ def default_config() -> ConfigDict:
   c.training.checkpoint_every = 2000
   c.training.keep_checkpoints = 3
   c.training.steps_per_call = 20
+  c.training.unroll = "auto"  # unroll the per-call scan: always/never/auto (= a U-Net on CPU)
   c.training.on_nonfinite = "stop"
   c.training.max_nonfinite = 10  # ``skip``: stop after this many non-finite steps in a row
   c.training.loss = "l2"
@@ -224,6 +225,8 @@ def validate(config: ConfigDict, num_devices: int | None = None,
   for f in ("batch_size", "num_steps", "log_every", "checkpoint_every", "keep_checkpoints",
             "steps_per_call", "max_nonfinite"):
     _positive_int(config, f"training.{f}")
+  _require(tr.get("unroll", "auto") in ("auto", "always", "never"), "training.unroll",
+           "must be 'auto', 'always' or 'never'", tr.get("unroll"))
   _require(tr.batch_size % num_devices == 0, "training.batch_size",
            f"must be divisible by the number of devices ({num_devices})", tr.batch_size)
   _require(tr.batch_size % num_processes == 0, "training.batch_size",

@@ -89,7 +89,8 @@ def make_state_factory(model, tx: optax.GradientTransformation, data_shape: tupl
   return create
 
 
-def make_train_step(loss_fn, tx: optax.GradientTransformation, ema_decay: float):
+def make_train_step(loss_fn, tx: optax.GradientTransformation, ema_decay: float,
+                    unroll: bool = False):
   """Returns the pure ``train_steps(state, batches, base_key) -> (state, metrics)``.
 
   ``batches`` has shape ``(S, B, *data_shape)`` (or is the pair ``(x0, labels (S, B))`` for a
@@ -97,6 +98,10 @@ def make_train_step(loss_fn, tx: optax.GradientTransformation, ema_decay: float)
   loss or gradient norm is not finite leaves params, EMA and optimizer state unchanged and is
   counted in ``nonfinite_run`` / ``nonfinite_total`` (no host sync: the host reads the counters at
   its logging boundaries). ``metrics`` are means over the finite steps of the call.
+
+  ``unroll=True`` unrolls the scan (compile time grows with ``S``). It is the workaround for
+  XLA:CPU running convolution gradients inside a rolled loop ~25x slower than outside one
+  (jax-ml/jax#12868, measured in ``benchmarks/bench_unet.py``); see :func:`scan_unroll`.
   """
 
   def one_step(state: TrainState, batch: Array, base_key: Array):
@@ -126,11 +131,21 @@ def make_train_step(loss_fn, tx: optax.GradientTransformation, ema_decay: float)
     return new_state, metrics
 
   def train_steps(state: TrainState, batches: Array, base_key: Array):
-    state, m = jax.lax.scan(lambda s, b: one_step(s, b, base_key), state, batches)
+    state, m = jax.lax.scan(lambda s, b: one_step(s, b, base_key), state, batches,
+                            unroll=unroll)
     n = jnp.maximum(jnp.sum(m["finite"]), 1.0)
     return state, {"loss": jnp.sum(m["loss"]) / n, "grad_norm": jnp.sum(m["grad_norm"]) / n}
 
   return train_steps
+
+
+def scan_unroll(config) -> bool:
+  """``training.unroll``: ``'always'``, ``'never'`` or ``'auto'`` (the default: unroll a U-Net on
+  CPU, where XLA runs convolution gradients inside a loop ~25x slower, jax-ml/jax#12868)."""
+  value = config.training.get("unroll", "auto")
+  if value == "auto":
+    return config.model.name != "mlp" and jax.default_backend() == "cpu"
+  return value == "always"
 
 
 def prepare_workdir(workdir: str) -> None:
@@ -212,7 +227,7 @@ def train_and_evaluate(config, workdir: str) -> TrainState:
   # ---- train step ----------------------------------------------------------------------------
   loss_fn = losses.make_loss_fn(process, apply_fn, tr.loss, tr.huber_delta)
   conditional = models.num_classes(config.model) > 0
-  train_steps = make_train_step(loss_fn, tx, config.optim.ema_decay)
+  train_steps = make_train_step(loss_fn, tx, config.optim.ema_decay, unroll=scan_unroll(config))
   jit_steps = jax.jit(train_steps, in_shardings=(rep, parallel.batch_sharding(mesh, 1), rep),
                       out_shardings=(rep, rep), donate_argnums=0)
 

@@ -27,6 +27,7 @@ BAD = [
     ("training.checkpoint_every", 0, "training.checkpoint_every"),
     ("training.keep_checkpoints", 0, "training.keep_checkpoints"),
     ("training.steps_per_call", 0, "training.steps_per_call"),
+    ("training.unroll", "sometimes", "training.unroll"),
     ("training.on_nonfinite", "ignore", "training.on_nonfinite"),
     ("training.loss", "l1", "training.loss"),
     ("training.huber_delta", 0.0, "training.huber_delta"),

@@ -111,3 +111,26 @@ def test_nonfinite_batch_is_skipped_and_stops(tmp_path, monkeypatch):
   state = train.train_and_evaluate(tiny_config(on_nonfinite="skip"), str(tmp_path / "skip"))
   assert int(state.nonfinite_total) == 1 and int(state.step) == 40
   assert all(np.all(np.isfinite(p)) for p in params_of(state))
+
+
+def test_unrolled_scan_gives_the_same_update():
+  """``unroll=True`` (the CPU workaround for convolution gradients in loops) changes only how XLA
+  runs the 3 steps: reference = the rolled scan, allclose 1e-6. ``training.unroll='auto'`` unrolls
+  only a U-Net on CPU."""
+  cfg = tiny_config()
+  process = config_lib.validate(cfg)
+  data = data_lib.ToyData(cfg.data, cfg.seed)
+  model = models.get_model(cfg.model, data.data_shape, process.num_outputs)
+  tx = train.make_optimizer(cfg.optim, cfg.training.num_steps)
+  loss_fn = losses.make_loss_fn(process, models.make_apply(model))
+  state0 = train.make_state_factory(model, tx, data.data_shape)(jax.random.PRNGKey(0))
+  batches = jnp.asarray(data.batches(0, 3, cfg.training.batch_size))
+  out = [jax.jit(train.make_train_step(loss_fn, tx, cfg.optim.ema_decay, unroll=u))(
+      state0, batches, jax.random.PRNGKey(1))[0] for u in (False, True)]
+  for a, b in zip(params_of(out[0]), params_of(out[1])):
+    np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+  assert not train.scan_unroll(cfg)  # an MLP never needs it
+  cfg.model.name = "ddpmpp"
+  assert train.scan_unroll(cfg) == (jax.default_backend() == "cpu")
+  cfg.training.unroll = "never"
+  assert not train.scan_unroll(cfg)
