@@ -18,6 +18,7 @@ Metrics (``eval.metrics``), by kind of data (DESIGN.md §8):
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from typing import Callable
@@ -42,7 +43,8 @@ class Context:
   Args:
     config: the run config.
     reference: ``(M, H, W, C)`` reference images in ``[-1, 1]``.
-    workdir: where ``eval/reference_<dataset>_<size>_<M>.npz`` is cached ('' = no cache).
+    workdir: where ``eval/reference_<dataset>_<size>_<M>_<hash of data config and seed>.npz`` is
+      cached ('' = no cache).
     feature_fn: optional ``fn(uint8 images) -> (N, d) features`` replacing Inception (tests,
       benchmarks with another extractor).
   """
@@ -77,8 +79,11 @@ class Context:
       path = ""
       if self.workdir:
         d = self.config.data
+        # The data section and seed decide which images the reference holds (subset, crop...).
+        tag = hashlib.sha1(json.dumps([d.to_dict(), self.config.seed], sort_keys=True,
+                                      default=str).encode()).hexdigest()[:8]
         path = os.path.join(self.workdir, "eval", f"reference_{d.dataset}_"
-                            f"{self.reference.shape[1]}_{len(self.reference)}.npz")
+                            f"{self.reference.shape[1]}_{len(self.reference)}_{tag}.npz")
       if path and os.path.isfile(path):
         with np.load(path, allow_pickle=False) as npz:
           feats = np.asarray(npz["features"])
