@@ -86,7 +86,7 @@ def build(model: str, family: str, args) -> dict:
   """Compiles the timed functions of one family: ``{name: blocking thunk}`` plus sizes."""
   import jax  # pylint: disable=g-import-not-at-top
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
-  from lim_jax import config_lib, losses, models, samplers, train  # pylint: disable=g-import-not-at-top
+  from lim_jax import config_lib, models, parallel, samplers, train  # pylint: disable=g-import-not-at-top
   cfg, size = load(model, family, args)
   process = config_lib.validate(cfg, num_devices=1)
   shape = ((2,) if model == "mlp" else (cfg.data.image_size, cfg.data.image_size, 3))
@@ -100,10 +100,10 @@ def build(model: str, family: str, args) -> dict:
   key = jax.random.PRNGKey(1)
   params = jax.tree.map(jnp.copy, state.ema_params)  # the train step donates `state`
 
-  # (a) the train step, spc steps per dispatch, state donated as in training.
-  step_fn = jax.jit(train.make_train_step(
-      losses.make_loss_fn(process, apply_fn, cfg.training.loss, cfg.training.huber_delta), tx,
-      cfg.optim.ema_decay), donate_argnums=0)
+  # (a) the train step as training runs it (spc steps per dispatch, state donated, the scan
+  # unrolled for a U-Net on CPU), on one device.
+  step_fn = train.make_jit_train_step(cfg, process, apply_fn, tx,
+                                      parallel.make_mesh(jax.devices()[:1]))
   holder = [state]
 
   def run_step():

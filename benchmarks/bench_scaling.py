@@ -11,7 +11,7 @@ cores, total work grows N-fold while compute stays fixed, so steps/s can at best
 N = C and then falls like C/N. On a GPU machine the script runs unchanged and uses the first N real
 devices (counts above the device count are skipped).
 
-The train step is the one ``train.train_and_evaluate`` jits (``make_train_step`` with the batch
+The train step is the one ``train.train_and_evaluate`` jits (``train.make_jit_train_step``: batch
 sharded over the mesh and the state replicated, ``training.steps_per_call`` steps per dispatch), for
 ``configs/toy_<family>.py``'s MLP and, with ``--models=...,unet``, a tiny DDPM++ U-Net
 (``configs/cifar10_<family>.py`` at width 32, 32x32 images). Reported: steps/s (median over
@@ -42,7 +42,7 @@ def child(args) -> None:
   import numpy as np  # pylint: disable=g-import-not-at-top
   from absl import logging  # pylint: disable=g-import-not-at-top
   logging.set_verbosity(logging.WARNING)
-  from lim_jax import config_lib, losses, models, parallel, train  # pylint: disable=g-import-not-at-top
+  from lim_jax import config_lib, models, parallel, train  # pylint: disable=g-import-not-at-top
   n = args.n
   devices = jax.devices()[:n]
   if len(devices) < n:
@@ -67,10 +67,7 @@ def child(args) -> None:
   rep = parallel.replicated(mesh)
   state = jax.jit(train.make_state_factory(net, tx, shape), out_shardings=rep)(
       jax.random.PRNGKey(0))
-  step_fn = jax.jit(train.make_train_step(
-      losses.make_loss_fn(process, apply_fn, cfg.training.loss, cfg.training.huber_delta), tx,
-      cfg.optim.ema_decay), in_shardings=(rep, parallel.batch_sharding(mesh, 1), rep),
-      out_shardings=(rep, rep), donate_argnums=0)
+  step_fn = train.make_jit_train_step(cfg, process, apply_fn, tx, mesh)
   spc = cfg.training.steps_per_call
   rng = np.random.default_rng(0)
   batch = parallel.put_batch(

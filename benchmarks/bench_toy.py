@@ -26,7 +26,7 @@ def load_config(family: str):
 
 def measure(family: str, steps: int, num_samples: int):
   import jax  # pylint: disable=g-import-not-at-top
-  from lim_jax import config_lib, data as data_lib, losses, models, parallel, samplers, train
+  from lim_jax import config_lib, data as data_lib, models, parallel, samplers, train
   cfg = load_config(family)
   process = config_lib.validate(cfg)
   mesh = parallel.make_mesh()
@@ -37,10 +37,7 @@ def measure(family: str, steps: int, num_samples: int):
   rep = parallel.replicated(mesh)
   state = jax.jit(train.make_state_factory(model, tx, data.data_shape), out_shardings=rep)(
       jax.random.PRNGKey(0))
-  step_fn = jax.jit(train.make_train_step(
-      losses.make_loss_fn(process, apply_fn, cfg.training.loss, cfg.training.huber_delta), tx,
-      cfg.optim.ema_decay), in_shardings=(rep, parallel.batch_sharding(mesh, 1), rep),
-      out_shardings=(rep, rep), donate_argnums=0)
+  step_fn = train.make_jit_train_step(cfg, process, apply_fn, tx, mesh)
   spc = cfg.training.steps_per_call
   batch = parallel.put_batch(data.batches(0, spc, cfg.training.batch_size), mesh, 1)
   key = jax.random.PRNGKey(1)

@@ -148,6 +148,18 @@ def scan_unroll(config) -> bool:
   return value == "always"
 
 
+def make_jit_train_step(config, process, apply_fn, tx: optax.GradientTransformation, mesh):
+  """The jitted ``train_steps(state, batches, key)`` that :func:`train_and_evaluate` runs: the
+  config's loss and EMA, the scan unrolled per :func:`scan_unroll`, state replicated and donated,
+  batches ``(S, B, ...)`` sharded over ``data`` on their batch axis."""
+  tr = config.training
+  loss_fn = losses.make_loss_fn(process, apply_fn, tr.loss, tr.huber_delta)
+  steps = make_train_step(loss_fn, tx, config.optim.ema_decay, unroll=scan_unroll(config))
+  rep = parallel.replicated(mesh)
+  return jax.jit(steps, in_shardings=(rep, parallel.batch_sharding(mesh, 1), rep),
+                 out_shardings=(rep, rep), donate_argnums=0)
+
+
 def prepare_workdir(workdir: str) -> None:
   """Creates ``workdir`` and proves it writable (a probe file) before anything compiles.
 
@@ -225,11 +237,8 @@ def train_and_evaluate(config, workdir: str) -> TrainState:
   start = int(state.step)
 
   # ---- train step ----------------------------------------------------------------------------
-  loss_fn = losses.make_loss_fn(process, apply_fn, tr.loss, tr.huber_delta)
   conditional = models.num_classes(config.model) > 0
-  train_steps = make_train_step(loss_fn, tx, config.optim.ema_decay, unroll=scan_unroll(config))
-  jit_steps = jax.jit(train_steps, in_shardings=(rep, parallel.batch_sharding(mesh, 1), rep),
-                      out_shardings=(rep, rep), donate_argnums=0)
+  jit_steps = make_jit_train_step(config, process, apply_fn, tx, mesh)
 
   def run(state, step, n):
     local = data.batches(step, n, tr.batch_size, jax.process_index(), jax.process_count(),
