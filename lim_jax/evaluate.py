@@ -54,6 +54,8 @@ class Context:
     self.config, self.reference, self.workdir = config, reference, workdir
     self._feature_fn = feature_fn
     self._reference_features: np.ndarray | None = None
+    self._samples: np.ndarray | None = None  # the sample set whose features are cached
+    self._sample_features: np.ndarray | None = None
 
   def needs_features(self) -> bool:
     return any(m in ("fid", "prdc") for m in self.config.eval.metrics)
@@ -72,10 +74,16 @@ class Context:
                                                                                  50)))
     return self._feature_fn
 
+  def sample_features(self, samples: np.ndarray) -> np.ndarray:
+    """Features ``(N, d)`` of ``samples`` (``[-1, 1]`` images, quantised to uint8 as saved),
+    computed once per sample set: ``fid`` and ``prdc`` of one row share them."""
+    if samples is not self._samples:
+      self._samples, self._sample_features = samples, self.feature_fn()(_to_uint8(samples))
+    return self._sample_features
+
   def reference_features(self) -> np.ndarray:
     """Features ``(M, d)`` float32 of the reference images (computed once, cached on disk)."""
     if self._reference_features is None:
-      from lim_jax import sample as sample_lib  # pylint: disable=g-import-not-at-top
       path = ""
       if self.workdir:
         d = self.config.data
@@ -91,7 +99,7 @@ class Context:
           raise ValueError(f"reference feature cache {path!r} has {feats.shape[0]} rows, "
                            f"expected {len(self.reference)}; delete it to recompute")
       else:
-        feats = self.feature_fn()(sample_lib.to_uint8(self.reference)).astype(np.float32)
+        feats = self.feature_fn()(_to_uint8(self.reference)).astype(np.float32)
         if path:
           os.makedirs(os.path.dirname(path), exist_ok=True)
           tmp = path + ".tmp.npz"
@@ -100,6 +108,11 @@ class Context:
           log(f"cached the reference features in {path}")
       self._reference_features = feats
     return self._reference_features
+
+
+def _to_uint8(images: np.ndarray) -> np.ndarray:
+  from lim_jax import sample as sample_lib  # pylint: disable=g-import-not-at-top
+  return sample_lib.to_uint8(images)
 
 
 def _modes(samples, reference, config, ctx):
@@ -112,29 +125,21 @@ def _modes(samples, reference, config, ctx):
 
 def _fid(samples, reference, config, ctx: Context):
   del reference, config
-  from lim_jax import sample as sample_lib  # pylint: disable=g-import-not-at-top
   from lim_jax.metrics import fid  # pylint: disable=g-import-not-at-top
-  feats = ctx.feature_fn()(sample_lib.to_uint8(samples))
-  ctx.sample_features = feats
-  return {"fid": fid.fid_from_features(feats, ctx.reference_features())}
+  return {"fid": fid.fid_from_features(ctx.sample_features(samples), ctx.reference_features())}
 
 
 def _prdc(samples, reference, config, ctx: Context | None):
   k = int(config.eval.get("prdc_k", 3))
   if samples.ndim == 4:
-    from lim_jax import sample as sample_lib  # pylint: disable=g-import-not-at-top
-    feats = getattr(ctx, "sample_features", None)
-    if feats is None or len(feats) != len(samples):
-      feats = ctx.feature_fn()(sample_lib.to_uint8(samples))
-    return prdc_lib.prdc(ctx.reference_features(), feats, k=k)
+    return prdc_lib.prdc(ctx.reference_features(), ctx.sample_features(samples), k=k)
   return prdc_lib.prdc(reference, samples, k=k)
 
 
 def _pixel_vendi(samples, reference, config, ctx):
   del reference, ctx
-  from lim_jax import sample as sample_lib  # pylint: disable=g-import-not-at-top
   n = int(config.eval.get("vendi_max_points", 2000))
-  return {"pixel_vendi": diversity.pixel_vendi_score(sample_lib.to_uint8(samples[:n]))}
+  return {"pixel_vendi": diversity.pixel_vendi_score(_to_uint8(samples[:n]))}
 
 
 def _vendi(samples, reference, config, ctx):
@@ -189,14 +194,14 @@ def score(samples: np.ndarray, reference: np.ndarray, config,
   finite = np.all(np.isfinite(samples), axis=tuple(range(1, samples.ndim)))
   out = {"finite_fraction": float(finite.mean())}
   if samples.ndim == 4:  # images keep their non-finite members (uint8 quantisation clips them)
-    finite = np.ones_like(finite)
-  if samples.ndim == 4 and context is None:
-    context = Context(config, reference)
-  if samples.ndim == 4 and samples.shape[1:] != reference.shape[1:]:
-    raise ValueError(f"image shapes differ: samples {samples.shape[1:]}, "
-                     f"reference {reference.shape[1:]}")
+    if samples.shape[1:] != reference.shape[1:]:
+      raise ValueError(f"image shapes differ: samples {samples.shape[1:]}, "
+                       f"reference {reference.shape[1:]}")
+    kept, context = samples, context or Context(config, reference)
+  else:
+    kept = samples[finite]
   for name in config.eval.metrics:
-    out.update(METRICS[name](samples[finite], reference, config, context))
+    out.update(METRICS[name](kept, reference, config, context))
   return out
 
 
