@@ -33,11 +33,15 @@ GRID_RATIO = 200.0
 GRID_STD = 0.05
 
 
+def ring8_centers() -> np.ndarray:
+  """``(8, 2)`` mode centres of ``ring8``: radius sqrt(2), angles ``2 pi k / 8``."""
+  angle = 2 * math.pi * np.arange(8) / 8
+  return math.sqrt(2.0) * np.stack([np.cos(angle), np.sin(angle)], -1)
+
+
 def _ring8(rng: np.random.Generator, n: int, cfg) -> np.ndarray:
   del cfg
-  angle = 2 * math.pi * rng.integers(0, 8, n) / 8
-  centers = math.sqrt(2.0) * np.stack([np.cos(angle), np.sin(angle)], -1)
-  return centers + 0.1 * rng.standard_normal((n, 2))
+  return ring8_centers()[rng.integers(0, 8, n)] + 0.1 * rng.standard_normal((n, 2))
 
 
 def grid_modes() -> tuple[np.ndarray, np.ndarray, float]:
@@ -116,10 +120,7 @@ TOY_CLASSES = {"ring8": 8, "grid_imbalanced": 25}
 
 
 def _toy_centers(name: str) -> np.ndarray:
-  if name == "ring8":
-    angle = 2 * math.pi * np.arange(8) / 8
-    return math.sqrt(2.0) * np.stack([np.cos(angle), np.sin(angle)], -1)
-  return grid_modes()[0]
+  return ring8_centers() if name == "ring8" else grid_modes()[0]
 
 
 def toy_labels(name: str, x: np.ndarray) -> np.ndarray:
