@@ -44,6 +44,13 @@ def default_config() -> ConfigDict:
   c.model.time_embed_dim = 64
   c.model.dtype = "float32"
   c.model.num_classes = 0  # > 0: class-conditional on the dataset's labels (ring8, grid, images)
+  # The shared parameterisation (lim_jax/precondition.py): eps (as in the papers) | x0 | edm.
+  c.model.parameterization = "edm"
+  c.model.sigma_data = 1.0  # the data's per-coordinate scale (EDM's sigma_data; 0.5 for images)
+  # Squash the preconditioned input: always (default: heavy-tailed data such as ``sas`` needs it as much
+  # as heavy-tailed noise; the identity on typical inputs) | auto (heavy-tailed noise only) | never.
+  c.model.input_bound = "always"
+  c.model.input_bound_margin = 3.0  # the squash is the identity for |c_in y| <= sqrt(dim) + margin
 
   c.process = ConfigDict()
   c.process.family = "gaussian"
@@ -71,13 +78,21 @@ def default_config() -> ConfigDict:
   c.training.loss = "l2"
   c.training.huber_delta = 1.0
   c.training.sample_every = 0  # 0: write samples at the end only
+  # The shared allocation of training noise levels (lim_jax/losses.py): uniform_t (the papers: uniform
+  # in each family's own clock) | lognormal (EDM: log r ~ N(p_mean, p_std^2)) | loguniform.
+  c.training.noise_levels = "lognormal"
+  c.training.p_mean = -1.2
+  c.training.p_std = 1.2
 
   c.optim = ConfigDict()
   c.optim.optimizer = "adam"
   c.optim.learning_rate = 1e-3
   c.optim.lr_schedule = "constant"
   c.optim.warmup_steps = 100
-  c.optim.grad_clip = 1.0
+  # Global-norm clip. The shared EDM loss has unit residuals at every noise level, so on the toy MLP
+  # its gradient norm is ~1 for every family (median; eps-prediction: ~0.5): 10 clips only the
+  # outlier-dominated steps (train/clipped_fraction; benchmarks/RESULTS.md, "design space").
+  c.optim.grad_clip = 10.0
   c.optim.ema_decay = 0.999
   c.optim.weight_decay = 0.0
   c.optim.b1 = 0.9
@@ -92,6 +107,11 @@ def default_config() -> ConfigDict:
   c.sampling.snr = 0.16
   c.sampling.class_label = -1  # class-conditional models: -1 = classes in turn, c >= 0 = only c
   c.sampling.time_power = 1.0  # time grid t_i = (t_max^(1/p) + i/N (t_min^(1/p) - t_max^(1/p)))^p
+  # The shared grid (lim_jax/processes/grids.py): uniform_t (the papers; time_power applies) | edm
+  # (rho-spaced in the noise level) | loguniform (in the noise level).
+  c.sampling.grid = "edm"
+  c.sampling.rho = 7.0
+  c.sampling.final_denoise = True  # the last evaluation returns E[x0 | x_t_min] (EDM's last step)
 
   c.eval = ConfigDict()
   c.eval.metrics = ("sliced_wasserstein", "mmd")
@@ -123,6 +143,18 @@ def set_family(config: ConfigDict, family: str, **overrides: Any) -> ConfigDict:
   return config
 
 
+def paper_settings(config: ConfigDict) -> ConfigDict:
+  """Switches ``config`` to the papers' own design: training times uniform in the family's clock,
+  eps-prediction with the family's loss weight, the uniform time grid, no final denoising step and
+  the DDPM++ gradient clip of 1."""
+  config.training.noise_levels = "uniform_t"
+  config.optim.grad_clip = 1.0
+  config.model.parameterization = "eps"
+  config.sampling.grid = "uniform_t"
+  config.sampling.final_denoise = False
+  return config
+
+
 def image_config(family: str, dataset: str = "cifar10", **process_fields: Any) -> ConfigDict:
   """The DDPM++ image setting of score SDE "DDPM++ cont." (Song et al. 2021, App. H; CIFAR10): ch
   128, ch_mult (1,2,2,2), 4 res blocks, attention at 16, dropout 0.1, batch 128, lr 2e-4 with 5000
@@ -138,6 +170,7 @@ def image_config(family: str, dataset: str = "cifar10", **process_fields: Any) -
   m.name, m.ch, m.ch_mult, m.num_res_blocks = "ddpmpp", 128, (1, 2, 2, 2), 4
   m.attn_resolutions, m.dropout, m.resblock_updown, m.skip_rescale = (16,), 0.1, True, True
   m.embedding, m.fourier_scale = "positional", 16.0
+  m.sigma_data = 0.5  # images in [-1, 1] (EDM's CIFAR10 setting)
   tr = config.training
   tr.batch_size, tr.num_steps, tr.log_every = 128, 1_300_000, 500
   tr.checkpoint_every, tr.steps_per_call = 10_000, 10
@@ -203,14 +236,15 @@ def validate(config: ConfigDict, num_devices: int | None = None,
   Raises:
     ValueError: naming the first bad field.
   """
-  from lim_jax import data, models, samplers, losses  # pylint: disable=g-import-not-at-top
-  from lim_jax.processes import get_process  # pylint: disable=g-import-not-at-top
+  from lim_jax import data, models, samplers, losses, precondition  # pylint: disable=g-import-not-at-top
+  from lim_jax.processes import get_process, grids  # pylint: disable=g-import-not-at-top
   num_devices = jax.device_count() if num_devices is None else num_devices
   num_processes = jax.process_count() if num_processes is None else num_processes
 
   _require(isinstance(config.seed, numbers.Integral), "seed", "must be an integer", config.seed)
   data.validate(config.data)
   models.validate(config.model)
+  precondition.validate(config.model)
   classes = models.num_classes(config.model)
   if classes:
     have = data.num_classes(config.data)
@@ -236,6 +270,7 @@ def validate(config: ConfigDict, num_devices: int | None = None,
   _require(tr.loss in losses.PENALTIES, "training.loss",
            f"must be one of {sorted(losses.PENALTIES)}", tr.loss)
   _require(tr.huber_delta > 0, "training.huber_delta", "must be > 0", tr.huber_delta)
+  losses.validate_allocation(tr)
   _require(isinstance(tr.sample_every, numbers.Integral) and tr.sample_every >= 0,
            "training.sample_every", "must be an integer >= 0", tr.sample_every)
 
@@ -259,12 +294,22 @@ def validate(config: ConfigDict, num_devices: int | None = None,
            f"must be one of {names} for family {process.family!r}", sp.sampler)
   for f in ("nfe", "num_samples", "batch_size"):
     _positive_int(config, f"sampling.{f}")
-  _require(sp.nfe >= samplers.EVALS_PER_STEP.get(sp.sampler, 1), "sampling.nfe",
-           f"is too small for sampler {sp.sampler!r}", sp.nfe)
+  final = sp.get("final_denoise", False) is True
+  _require(sp.nfe >= samplers.min_nfe(sp.sampler, final), "sampling.nfe",
+           f"is too small for sampler {sp.sampler!r} (it needs at least "
+           f"{samplers.min_nfe(sp.sampler, final)}"
+           + (", including the final denoising evaluation" if final else "") + ")", sp.nfe)
   _require(sp.batch_size % num_devices == 0, "sampling.batch_size",
            f"must be divisible by the number of devices ({num_devices})", sp.batch_size)
   _require(sp.snr > 0, "sampling.snr", "must be > 0", sp.snr)
   _require(sp.time_power >= 1, "sampling.time_power", "must be >= 1", sp.time_power)
+  _require(sp.get("grid", "uniform_t") in grids.GRIDS, "sampling.grid",
+           f"must be one of {grids.GRIDS}", sp.get("grid"))
+  rho = sp.get("rho", 7.0)
+  _require(not isinstance(rho, bool) and isinstance(rho, numbers.Real) and math.isfinite(rho)
+           and rho > 0, "sampling.rho", "must be a finite number > 0", rho)
+  final = sp.get("final_denoise", False)
+  _require(isinstance(final, bool), "sampling.final_denoise", "must be a bool", final)
   label = sp.get("class_label", -1)
   _require(isinstance(label, numbers.Integral) and not isinstance(label, bool)
            and (label == -1 or 0 <= label < classes), "sampling.class_label",

@@ -40,8 +40,8 @@ def draw_samples(config, process, apply_fn, params, mesh, data_shape: tuple[int,
     labels = sample_labels(config, -(-num // sp.batch_size) * sp.batch_size)
     net = apply_fn
     apply_fn = lambda p, x, t, **kw: net(p[0], x, t, y=p[1], **kw)  # noqa: E731
-  smp = samplers.make_sampler(process, apply_fn, sampler or sp.sampler, nfe or sp.nfe, snr=sp.snr,
-                              time_power=sp.time_power, batch_sharding=sharding)
+  smp = samplers.sampler_from_config(config, process, apply_fn, sampler, nfe,
+                                     batch_sharding=sharding)
   key = jax.random.fold_in(jax.random.PRNGKey(config.seed), SAMPLE_SALT) if key is None else key
   chunks = []
   for i in range(-(-num // sp.batch_size)):

@@ -1,6 +1,9 @@
 """Generic reverse-time integrators over a Process; the loop is one ``lax.scan`` inside ``jit``.
 
-Time runs from ``t_max`` down to ``t_min`` on a uniform grid. Sampler names:
+Time runs from ``t_max`` down to ``t_min`` on the grid of ``sampling.grid``
+(:mod:`lim_jax.processes.grids`: uniform in time, or EDM's rho-spaced / log-uniform grid in the
+shared noise level). The network is wrapped once by :func:`lim_jax.precondition.wrap`, so every
+family's steps see its native output whatever ``model.parameterization`` is. Sampler names:
 
 * ``euler``: explicit Euler on the probability-flow ODE ``d state/dt = process.ode_drift`` (1 NFE/step).
 * ``heun``: Heun's 2nd-order method on the same ODE (Karras et al. 2022, Alg. 1); 2 NFE per step.
@@ -9,53 +12,66 @@ Time runs from ``t_max`` down to ``t_min`` on a uniform grid. Sampler names:
   Langevin corrector ``process.corrector_step`` at the new time; 2 NFE per step.
 * any name in ``process.extra_steps()``: a family rule with one evaluation per step (``ei_ode``,
   ``ei_sde`` exponential integrators, DLIM's ``dlim``, ...).
+* denoiser form, for every location-scale family (:attr:`Process.location_scale`: the channel is
+  ``gamma (x0 + r n)`` with a fixed law of ``n``), on ``y = channel / gamma`` and the noise level
+  ``r``. Keeping ``n`` fixed, ``y(r) = x0 + r n`` has the family's marginal at every ``r``, so the
+  velocity ``dy/dr = E[n | y] = (y - D(y, r)) / r`` transports them (flow-matching argument), also
+  where ``n`` has no mean:
+
+  - ``ddim``: ``y_s = D + (r_s / r_t)(y_t - D)`` (Song et al. 2021a, eq. 13 with eta = 0; Euler in
+    ``r``; exact for point-mass data);
+  - ``edm_heun``: Heun's method on ``dy/dr`` (Karras et al. 2022, Alg. 1), 2 NFE per step;
+  - ``dpmpp_2m``: the second-order multistep DPM-Solver++(2M) (Lu et al. 2022, "DPM-Solver++",
+    Alg. 2) in ``lambda = -log r``: ``D' = (1 + 1/(2q)) D_i - D_{i-1}/(2q)``,
+    ``q = h_{i-1}/h_i``, then the ``ddim`` step with ``D'`` (first step: ``ddim``);
+  - ``ancestral``: ``y_s = D + r_s (a n_hat + b z)`` with ``n_hat = (y_t - D)/r_t``,
+    ``a = r_s/r_t`` and ``b = (1 - a^alpha)^{1/alpha}``, ``z`` the family's own unit noise
+    (:meth:`Process.ancestral_noise`) of stability ``alpha`` (2 for Gaussian noise): for Gaussian
+    noise the DDPM posterior step (Ho et al. 2020, eq. 7), for alpha-stable noise the same budget of
+    scale^alpha (a sum ``a n + b z`` of independent unit SaS is unit SaS); exact for point-mass data.
+
+  This flow differs from a family's own probability-flow ODE where the noise is not Gaussian (LIM's
+  fractional PF-ODE moves a point along another path with the same marginals); both are offered.
 * any name in ``process.trajectory_samplers()``: a family sampler that needs per-trajectory latents
   and builds its own loop (DLPM's ``dlpm``, which draws the stable mixing variables of the whole
   chain up front).
 
 NFE is counted honestly: ``make_sampler`` returns the number of network evaluations it will spend,
-which is ``nfe`` rounded down to a multiple of the evaluations per step.
+which is ``nfe`` rounded down to a multiple of the evaluations per step. With ``final_denoise`` the
+last evaluation returns ``E[x0 | x_{t_min}]`` (:meth:`Process.denoise`) instead of the state at
+``t_min``: EDM's last step to ``sigma = 0`` (Karras et al. 2022, Alg. 1: 18 Heun steps are 35 NFE),
+counted as one NFE.
 """
 
 from __future__ import annotations
 
-from typing import Callable, NamedTuple
-
 import jax
 import jax.numpy as jnp
 
-from lim_jax.processes.base import Process, bcast
+from lim_jax import precondition
+from lim_jax.processes import grids
+from lim_jax.processes.base import Process, Sampler, bcast
 
 Array = jax.Array
 GENERIC = ("euler", "heun", "em", "pc")
-EVALS_PER_STEP = {"heun": 2, "pc": 2}
+DENOISER_SAMPLERS = ("ddim", "edm_heun", "dpmpp_2m", "ancestral")
+EVALS_PER_STEP = {"heun": 2, "pc": 2, "edm_heun": 2}
+MIN_STEPS = {"dpmpp_2m": 2}  # a multistep method needs a previous step
+time_grid = grids.time_grid  # re-exported: the uniform_t grid
 
 
 def available(process: Process) -> tuple[str, ...]:
   """Sampler names valid for ``process``."""
   names = ["euler", "heun", "em"] + (["pc"] if process.has_corrector() else [])
-  return tuple(names) + tuple(process.extra_steps()) + tuple(process.trajectory_samplers())
+  names += list(DENOISER_SAMPLERS) if process.location_scale else []
+  names += [n for n in process.extra_steps() if n not in names]
+  names += [n for n in process.sampler_aliases() if n not in names]
+  return tuple(names) + tuple(process.trajectory_samplers())
 
 
-def time_grid(t_max: float, t_min: float, num_steps: int, power: float = 1.0) -> Array:
-  """Descending grid ``t_max = t_0 > ... > t_N = t_min``, shape ``(N+1,)``.
-
-  ``t_i = (t_max^{1/p} + i/N (t_min^{1/p} - t_max^{1/p}))^p``: ``p = 1`` is uniform (score SDE);
-  ``p = 2`` is DDIM's "quadratic" spacing (Song et al. 2021a, App. D.2), ``p = 7`` the EDM grid
-  (Karras et al. 2022, eq. 5) in time; larger ``p`` spends more steps near the data.
-  """
-  u = jnp.linspace(0.0, 1.0, num_steps + 1)
-  lo, hi = t_min ** (1.0 / power), t_max ** (1.0 / power)
-  grid = (hi + u * (lo - hi)) ** power
-  return grid.at[0].set(t_max).at[-1].set(t_min)  # exact ends despite float32 powers
-
-
-class Sampler(NamedTuple):
-  """``sample(params, key, shape) -> x`` (jitted; ``shape`` static) and the NFE it spends."""
-
-  sample: Callable[..., Array]
-  nfe: int
-  num_steps: int
+def min_nfe(sampler: str, final_denoise: bool = False) -> int:
+  """The smallest ``sampling.nfe`` the sampler accepts."""
+  return (EVALS_PER_STEP.get(sampler, 1) * MIN_STEPS.get(sampler, 1)) + int(final_denoise)
 
 
 def _axpy(a: Array, x, y):
@@ -64,17 +80,23 @@ def _axpy(a: Array, x, y):
 
 
 def make_sampler(process: Process, apply_fn, sampler: str, nfe: int, *, snr: float = 0.16,
-                 time_power: float = 1.0, batch_sharding=None,
+                 time_power: float = 1.0, grid: str = "uniform_t", rho: float = 7.0,
+                 precond: precondition.Preconditioning = precondition.Preconditioning(),
+                 final_denoise: bool = False, batch_sharding=None,
                  save_trajectory: bool = False) -> Sampler:
   """Builds a jitted sampler.
 
   Args:
     process: the noise family.
-    apply_fn: ``apply_fn(params, x, t, train=False, rng=None) -> model_out``.
+    apply_fn: the raw network ``apply_fn(params, x, t, train=False, rng=None) -> out``.
     sampler: a name from :func:`available`.
-    nfe: network-evaluation budget.
+    nfe: network-evaluation budget (including the final denoising evaluation, if any).
     snr: corrector signal-to-noise ratio (``pc`` only).
-    time_power: exponent ``p`` of :func:`time_grid` (1 = uniform).
+    time_power: exponent ``p`` of the ``uniform_t`` grid (1 = uniform).
+    grid: ``sampling.grid`` (:mod:`lim_jax.processes.grids`).
+    rho: exponent of the ``edm`` grid.
+    precond: the network parameterisation the model was trained with.
+    final_denoise: spend the last evaluation on ``E[x0 | x_{t_min}]`` (module docstring).
     batch_sharding: optional sharding of the batch axis (samples spread over devices).
     save_trajectory: if True the sampler returns ``(x, trajectory)`` with the data part of the state
       after every step, shape ``(num_steps, B, *data_shape)``.
@@ -83,19 +105,68 @@ def make_sampler(process: Process, apply_fn, sampler: str, nfe: int, *, snr: flo
   if sampler not in names:
     raise ValueError(f"sampling.sampler must be one of {names} for family "
                      f"{process.family!r}, got {sampler!r}")
+  if grid not in grids.GRIDS:
+    raise ValueError(f"sampling.grid must be one of {grids.GRIDS}, got {grid!r}")
+  apply_fn = precondition.wrap(process, apply_fn, precond)
+  sampler = process.sampler_aliases().get(sampler, sampler)
+
+  def grid_fn(num_steps: int) -> Array:
+    return grids.make_grid(process, num_steps, grid, rho, time_power)
+
   custom = process.trajectory_samplers()
+  spare = 1 if final_denoise else 0
   if sampler in custom:
-    return custom[sampler](apply_fn, nfe, time_power=time_power, batch_sharding=batch_sharding,
-                           save_trajectory=save_trajectory)
+    inner = custom[sampler](apply_fn, nfe - spare, grid_fn=grid_fn,
+                            batch_sharding=batch_sharding, save_trajectory=save_trajectory)
+    return _with_final_denoise(process, apply_fn, inner) if final_denoise else inner
   per_step = EVALS_PER_STEP.get(sampler, 1)
-  num_steps = nfe // per_step
-  if num_steps < 1:
-    raise ValueError(f"sampling.nfe={nfe} is too small for {sampler!r} ({per_step} per step)")
+  num_steps = (nfe - spare) // per_step
+  if nfe < min_nfe(sampler, final_denoise):
+    raise ValueError(f"sampling.nfe={nfe} is too small for {sampler!r} ({per_step} per step, "
+                     f"at least {MIN_STEPS.get(sampler, 1)} step(s)"
+                     + (" + 1 final denoising evaluation" if final_denoise else "") + ")")
 
   def net(params, state, t):
     return apply_fn(params, process.model_input(state, t), t, train=False, rng=None)
 
   extra = process.extra_steps()
+
+  def denoised(params, state, t):
+    """``(y, D)``: the channel in denoiser units and ``E[x0 | x_t]`` at ``state``."""
+    channel = process.model_input(state, t)
+    y = channel / bcast(process.signal_scale(t), channel)
+    return y, process.denoise(state, t, net(params, state, t))
+
+  def move(state, t, y):
+    """The state at ``t`` whose channel is ``gamma(t) y`` (latents such as GFDM's kept)."""
+    return process.with_channel(state, t, bcast(process.signal_scale(t), y) * y)
+
+  def denoiser_step(params, key, state, prev, t_cur, t_next):
+    r_t, r_s = process.noise_level(t_cur), process.noise_level(t_next)
+    y, d = denoised(params, state, t_cur)
+    ratio = bcast(r_s / r_t, y)
+    if sampler == "ddim":
+      return move(state, t_next, d + ratio * (y - d)), prev
+    if sampler == "edm_heun":
+      h = bcast(r_s - r_t, y)
+      slope = (y - d) / bcast(r_t, y)
+      guess = y + h * slope
+      _, d2 = denoised(params, move(state, t_next, guess), t_next)
+      slope2 = (guess - d2) / bcast(r_s, y)
+      return move(state, t_next, y + 0.5 * h * (slope + slope2)), prev
+    if sampler == "ancestral":
+      n_hat = (y - d) / bcast(r_t, y)
+      alpha = process.noise_stability
+      b = bcast((-jnp.expm1(alpha * jnp.log(r_s / r_t))) ** (1.0 / alpha), y)
+      z = process.ancestral_noise(key, n_hat)
+      return move(state, t_next, d + bcast(r_s, y) * (ratio * n_hat + b * z)), prev
+    # dpmpp_2m: prev = (D of the previous step, its h = log(r_prev / r_t), whether it exists).
+    d_prev, h_prev, has_prev = prev
+    h = jnp.log(r_t / r_s)
+    q = bcast(h_prev / h, y)
+    corrected = (1.0 + 0.5 / q) * d - (0.5 / q) * d_prev
+    d_eff = jnp.where(has_prev, corrected, d)
+    return move(state, t_next, d_eff + ratio * (y - d_eff)), (d, h, jnp.ones((), bool))
 
   def step(params, key, state, t_cur, t_next):
     if sampler == "euler":
@@ -120,19 +191,61 @@ def make_sampler(process: Process, apply_fn, sampler: str, nfe: int, *, snr: flo
     state = process.prior(k_prior, shape)
     if batch_sharding is not None:
       state = jax.lax.with_sharding_constraint(state, batch_sharding)
-    grid = time_grid(process.t_max, process.t_min, num_steps, time_power)
+    grid = grid_fn(num_steps)
     batch = shape[0]
 
-    def body(state, xs):
+    data_shape = tuple(shape)
+
+    def body(carry, xs):
+      state, prev = carry
       i, t_cur, t_next = xs
       tc = jnp.full((batch,), t_cur)
       tn = jnp.full((batch,), t_next)
-      state = step(params, jax.random.fold_in(k_steps, i), state, tc, tn)
-      return state, (process.readout(state) if save_trajectory else None)
+      k = jax.random.fold_in(k_steps, i)
+      if sampler in DENOISER_SAMPLERS:
+        state, prev = denoiser_step(params, k, state, prev, tc, tn)
+      else:
+        state = step(params, k, state, tc, tn)
+      return (state, prev), (process.readout(state) if save_trajectory else None)
 
-    state, traj = jax.lax.scan(body, state, (jnp.arange(num_steps), grid[:-1], grid[1:]))
-    x = process.readout(state)
+    prev = (jnp.zeros(data_shape), jnp.ones((batch,)), jnp.zeros((), bool))
+    (state, _), traj = jax.lax.scan(body, (state, prev),
+                                    (jnp.arange(num_steps), grid[:-1], grid[1:]))
+    if final_denoise:
+      t_end = jnp.full((batch,), grid[-1])
+      x = process.denoise(state, t_end, net(params, state, t_end))
+    else:
+      x = process.readout(state)
     return (x, traj) if save_trajectory else x
 
-  return Sampler(sample=jax.jit(sample, static_argnums=2), nfe=num_steps * per_step,
+  return Sampler(sample=jax.jit(sample, static_argnums=2), nfe=num_steps * per_step + spare,
                  num_steps=num_steps)
+
+
+def _with_final_denoise(process: Process, apply_fn, inner: Sampler) -> Sampler:
+  """A trajectory sampler followed by one denoising evaluation at ``t_min`` (on the data state)."""
+
+  def sample(params, key, shape):
+    out = inner.sample(params, key, shape)
+    x, traj = out if isinstance(out, tuple) else (out, None)
+    t_end = jnp.full((shape[0],), process.t_min)
+    x = process.denoise(x, t_end, apply_fn(params, process.model_input(x, t_end), t_end,
+                                           train=False, rng=None))
+    return x if traj is None else (x, traj)
+
+  return Sampler(sample=jax.jit(sample, static_argnums=2), nfe=inner.nfe + 1,
+                 num_steps=inner.num_steps)
+
+
+def sampler_from_config(config, process: Process, apply_fn, sampler: str | None = None,
+                        nfe: int | None = None, batch_sharding=None,
+                        save_trajectory: bool = False) -> Sampler:
+  """:func:`make_sampler` with the run's ``sampling.*`` and ``model.*`` settings (``sampler`` and
+  ``nfe`` override ``sampling.sampler`` / ``sampling.nfe``)."""
+  sp = config.sampling
+  return make_sampler(
+      process, apply_fn, sampler or sp.sampler, nfe or sp.nfe, snr=sp.snr,
+      time_power=sp.time_power, grid=sp.get("grid", "uniform_t"), rho=sp.get("rho", 7.0),
+      precond=precondition.from_config(config.model, process),
+      final_denoise=bool(sp.get("final_denoise", False)), batch_sharding=batch_sharding,
+      save_trajectory=save_trajectory)

@@ -90,14 +90,18 @@ def make_state_factory(model, tx: optax.GradientTransformation, data_shape: tupl
 
 
 def make_train_step(loss_fn, tx: optax.GradientTransformation, ema_decay: float,
-                    unroll: bool = False):
+                    unroll: bool = False, grad_clip: float = 0.0):
   """Returns the pure ``train_steps(state, batches, base_key) -> (state, metrics)``.
 
   ``batches`` has shape ``(S, B, *data_shape)`` (or is the pair ``(x0, labels (S, B))`` for a
   class-conditional model): ``S`` steps run in one ``lax.scan``. A step whose
   loss or gradient norm is not finite leaves params, EMA and optimizer state unchanged and is
   counted in ``nonfinite_run`` / ``nonfinite_total`` (no host sync: the host reads the counters at
-  its logging boundaries). ``metrics`` are means over the finite steps of the call.
+  its logging boundaries). ``metrics`` are means over the finite steps of the call (``loss``,
+  ``loss_median``: the batch median of the per-example losses, a trend that heavy-tailed outliers
+  cannot hide; ``grad_norm`` before clipping, ``clipped_fraction``: the share whose gradient norm exceeded
+  ``grad_clip``, i.e. that ``optim.grad_clip`` rescaled; 0 when clipping is off) and their count
+  ``finite_steps``, so a caller can average over a window of calls.
 
   ``unroll=True`` unrolls the scan (compile time grows with ``S``). It is the workaround for
   XLA:CPU running convolution gradients inside a rolled loop ~25x slower than outside one
@@ -107,7 +111,7 @@ def make_train_step(loss_fn, tx: optax.GradientTransformation, ema_decay: float,
   def one_step(state: TrainState, batch: Array, base_key: Array):
     key = jax.random.fold_in(base_key, state.step)
     args = batch if isinstance(batch, tuple) else (batch,)
-    (loss, _), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params, key, *args)
+    (loss, aux), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params, key, *args)
     grad_norm = optax.tree.norm(grads)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
@@ -126,15 +130,22 @@ def make_train_step(loss_fn, tx: optax.GradientTransformation, ema_decay: float,
         nonfinite_run=jnp.where(finite, 0, state.nonfinite_run + 1),
         nonfinite_total=state.nonfinite_total + bad)
     zero = jnp.zeros_like(loss)
+    clipped = (grad_norm > grad_clip) if grad_clip > 0 else jnp.zeros((), bool)
+    median = jnp.median(aux["per_example"]) if "per_example" in aux else loss
     metrics = {"loss": jnp.where(finite, loss, zero), "grad_norm": jnp.where(finite, grad_norm, zero),
+               "loss_median": jnp.where(finite, median, zero),
+               "clipped": (finite & clipped).astype(jnp.float32),
                "finite": finite.astype(jnp.float32)}
     return new_state, metrics
 
   def train_steps(state: TrainState, batches: Array, base_key: Array):
     state, m = jax.lax.scan(lambda s, b: one_step(s, b, base_key), state, batches,
                             unroll=unroll)
-    n = jnp.maximum(jnp.sum(m["finite"]), 1.0)
-    return state, {"loss": jnp.sum(m["loss"]) / n, "grad_norm": jnp.sum(m["grad_norm"]) / n}
+    count = jnp.sum(m["finite"])
+    n = jnp.maximum(count, 1.0)
+    return state, {"loss": jnp.sum(m["loss"]) / n, "grad_norm": jnp.sum(m["grad_norm"]) / n,
+                   "loss_median": jnp.sum(m["loss_median"]) / n,
+                   "clipped_fraction": jnp.sum(m["clipped"]) / n, "finite_steps": count}
 
   return train_steps
 
@@ -153,8 +164,9 @@ def make_jit_train_step(config, process, apply_fn, tx: optax.GradientTransformat
   config's loss and EMA, the scan unrolled per :func:`scan_unroll`, state replicated and donated,
   batches ``(S, B, ...)`` sharded over ``data`` on their batch axis."""
   tr = config.training
-  loss_fn = losses.make_loss_fn(process, apply_fn, tr.loss, tr.huber_delta)
-  steps = make_train_step(loss_fn, tx, config.optim.ema_decay, unroll=scan_unroll(config))
+  loss_fn = losses.loss_fn_from_config(config, process, apply_fn)
+  steps = make_train_step(loss_fn, tx, config.optim.ema_decay, unroll=scan_unroll(config),
+                          grad_clip=config.optim.grad_clip)
   rep = parallel.replicated(mesh)
   return jax.jit(steps, in_shardings=(rep, parallel.batch_sharding(mesh, 1), rep),
                  out_shardings=(rep, rep), donate_argnums=0)
@@ -173,6 +185,24 @@ def prepare_workdir(workdir: str) -> None:
       pass
   except OSError as e:
     raise ValueError(f"--workdir {workdir!r} is not a writable directory: {e}") from e
+
+
+def _accumulate(window: dict | None, metrics: dict) -> dict:
+  """Adds one call's metrics, weighted by its finite steps, to the window's device-side sums."""
+  n = metrics["finite_steps"]
+  weighted = {k: v * n for k, v in metrics.items() if k != "finite_steps"}
+  weighted["finite_steps"] = n
+  if window is None:
+    return weighted
+  return jax.tree.map(jnp.add, window, weighted)
+
+
+def _window_means(window: dict) -> dict[str, float]:
+  """Means over the finite steps of a logging window (``train/loss``, ``grad_norm``,
+  ``clipped_fraction``); one host read."""
+  sums = {k: float(v) for k, v in jax.device_get(window).items()}
+  n = max(sums.pop("finite_steps"), 1.0)
+  return {k: v / n for k, v in sums.items()}
 
 
 def _boundaries(tr, start: int) -> list[int]:
@@ -253,11 +283,12 @@ def train_and_evaluate(config, workdir: str) -> TrainState:
     log(f"Training steps {start} -> {tr.num_steps}, {tr.steps_per_call} per call")
   progress = Progress(tr.num_steps, start)
   step, t_log, step_log = start, time.time(), start
-  metrics = None
+  window = None  # device-side sums over the calls since the last log line (no host sync)
   for boundary in _boundaries(tr, start):
     while step < boundary:
       n = tr.steps_per_call if boundary - step >= tr.steps_per_call else 1
       state, metrics = run(state, step, n)
+      window = _accumulate(window, metrics)
       step += n
       progress.update(step)
     # A boundary: one small host read of the counters (and metrics at log steps).
@@ -272,15 +303,18 @@ def train_and_evaluate(config, workdir: str) -> TrainState:
           f"max_nonfinite={tr.max_nonfinite}). No update was applied for them; the last "
           f"checkpoint is step {ckpt.latest_step()}.")
     if step % tr.log_every == 0 or step == tr.num_steps:
-      m = {k: float(v) for k, v in jax.device_get(metrics).items()}
+      m = _window_means(window)
+      window = None
       now = time.time()
       rate = (step - step_log) / max(now - t_log, 1e-9)
       t_log, step_log = now, step
       m.update(steps_per_sec=rate, nonfinite_total=total_bad)
       writer.write(step, {f"train/{k}": v for k, v in m.items()})
       progress.update(step, m["loss"])
-      log(f"step {step}/{tr.num_steps}  loss {m['loss']:.4f}  grad_norm {m['grad_norm']:.3f}  "
-          f"{rate:.1f} steps/s  ETA {format_eta((tr.num_steps - step) / max(rate, 1e-9))}"
+      log(f"step {step}/{tr.num_steps}  loss {m['loss']:.4f} (median {m['loss_median']:.4f})  "
+          f"grad_norm {m['grad_norm']:.3f}  "
+          + (f"clipped {100 * m['clipped_fraction']:.0f}%  " if config.optim.grad_clip > 0 else "")
+          + f"{rate:.1f} steps/s  ETA {format_eta((tr.num_steps - step) / max(rate, 1e-9))}"
           + (f"  (skipped non-finite: {total_bad})" if total_bad else ""))
     if step % tr.checkpoint_every == 0 or step == tr.num_steps:
       ckpt.save(step, state, config.to_dict())

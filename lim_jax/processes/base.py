@@ -17,6 +17,22 @@ sampler *state* is whatever pytree the family needs (the data array itself, or t
 state); ``model_out`` is the network output for ``model_input(state, t)``, of shape
 ``(B, *data_shape[:-1], data_shape[-1] * num_outputs)``.
 
+The shared noise-level axis (the fair comparison of families; Karras et al. 2022, "Elucidating the
+design space of diffusion-based generative models", §2-§5, for the Gaussian case): every family
+writes its network channel as ``channel = gamma(t) (x0 + r(t) n / k)`` (exactly for location-scale
+families; for jump in law of the second moment), with
+
+* ``gamma(t)`` = :meth:`Process.signal_scale`, the scale of the data inside the channel;
+* ``r(t)`` = :meth:`Process.noise_level`, the noise-to-signal ratio: the noise's scale (its standard
+  deviation where finite; the stable scale for levy, normalised so that ``alpha = 2`` gives the
+  Gaussian's standard deviation) over ``gamma(t)``; increasing in ``t``, with inverse
+  :meth:`Process.time_at_noise_level`;
+* ``k`` = :attr:`Process.head_units`, the per-head constant relating the native network target to
+  unit-scale noise.
+
+Training allocations, time grids and the preconditioned parameterisations
+(:mod:`lim_jax.precondition`) are all stated in ``r``, so every family gets the same ones.
+
 Key convention: a function that draws a Gaussian variable of data shape draws it from
 ``jax.random.split(key)[0]`` and any latent (stable mixing variable, jump count, mixture component)
 from ``split(key)[1]``. All families follow it, so in their Gaussian limit they produce exactly the
@@ -38,6 +54,14 @@ Array = jax.Array
 PRNGKey = jax.Array
 State = Any  # a pytree whose leaves have a leading batch axis
 StepFn = Callable[[PRNGKey, State, Array, Array, Array], State]
+
+
+class Sampler(NamedTuple):
+  """``sample(params, key, shape) -> x`` (jitted; ``shape`` static) and the NFE it spends."""
+
+  sample: Callable[..., Any]
+  nfe: int
+  num_steps: int
 
 
 class Perturbed(NamedTuple):
@@ -144,12 +168,77 @@ class Process(abc.ABC):
     """Family-specific one-evaluation step rules, by sampler name (e.g. exponential integrators)."""
     return {}
 
+  def sampler_aliases(self) -> dict[str, str]:
+    """Family sampler names served by a shared sampler (e.g. levy's exact ``ei_ode`` = ``ddim``)."""
+    return {}
+
   def trajectory_samplers(self) -> dict[str, Callable[..., Any]]:
     """Whole-trajectory samplers by name: ``factory(apply_fn, nfe, **options) -> Sampler``.
 
     For samplers that cannot be written as a one-evaluation step on a shared state (e.g. DLPM).
     """
     return {}
+
+  # ---- the shared noise-level axis ------------------------------------------------------------
+  #: True where the noise has infinite variance (levy with alpha < 2): the preconditioned network
+  #: input is then bounded (:func:`lim_jax.precondition.squash`).
+  heavy_tailed: ClassVar[bool] = False
+
+  @property
+  def head_units(self) -> tuple[float, ...]:
+    """Per-head ``k_h`` with ``channel / gamma = x0 + (r / k_h) n_h`` (1 for unit-scale noise)."""
+    return (1.0,) * self.num_outputs
+
+  @abc.abstractmethod
+  def signal_scale(self, t: Array) -> Array:
+    """``gamma(t)`` ``(B,)``: the data's scale inside the network channel at time ``t``."""
+
+  @abc.abstractmethod
+  def noise_level(self, t: Array) -> Array:
+    """``r(t)`` ``(B,)``: noise scale over signal scale, increasing in ``t`` (module docstring)."""
+
+  @abc.abstractmethod
+  def time_at_noise_level(self, r: Array) -> Array:
+    """The inverse of :meth:`noise_level`: forward times ``(B,)`` at noise levels ``r > 0``."""
+
+  def noise_level_range(self) -> tuple[float, float]:
+    """``(r(t_min_train), r(t_max))`` as Python floats: the range a training allocation covers."""
+    with jax.ensure_compile_time_eval():
+      ends = self.noise_level(jnp.asarray([self.t_min_train, self.t_max], jnp.float32))
+      return float(ends[0]), float(ends[1])
+
+  def sampling_noise_range(self) -> tuple[float, float]:
+    """``(r(t_min), r(t_max))``: the range a sampler's grid covers."""
+    with jax.ensure_compile_time_eval():
+      ends = self.noise_level(jnp.asarray([self.t_min, self.t_max], jnp.float32))
+      return float(ends[0]), float(ends[1])
+
+  @abc.abstractmethod
+  def denoise(self, state: State, t: Array, model_out: Array) -> Array:
+    """``E[x0 | x_t]`` ``(B, *data_shape)`` from the (native) network output at a sampler state."""
+
+  # ---- denoiser-form sampling (lim_jax.samplers: ddim, edm_heun, dpmpp_2m, ancestral) ---------
+  #: True where the channel is ``gamma(t) (x0 + r(t) n)`` with one fixed law of ``n`` for all t
+  #: (gaussian, levy, mixture with per-sample kappa, GFDM's ``u`` given the OU state): the
+  #: denoiser-form samplers then apply.
+  location_scale: ClassVar[bool] = False
+
+  @property
+  def noise_stability(self) -> float:
+    """The stability index of ``n`` (2 for Gaussian noise): ``a n + b z`` with independent unit
+    ``n, z`` and ``a^alpha + b^alpha = 1`` is again unit noise (the ``ancestral`` sampler)."""
+    return 2.0
+
+  def with_channel(self, state: State, t: Array, channel: Array) -> State:
+    """The sampler state at ``t`` whose network channel is ``channel`` (latents kept)."""
+    del t
+    return channel
+
+  def ancestral_noise(self, key: PRNGKey, n_hat: Array) -> Array:
+    """Fresh unit noise (the law of ``n``) for one ``ancestral`` step; ``n_hat = E[n | x_t]`` may
+    inform a latent (the mixture family draws its scale from the posterior given ``n_hat``)."""
+    k_gauss, _ = split_noise_key(key)
+    return jax.random.normal(k_gauss, n_hat.shape, n_hat.dtype)
 
   def has_corrector(self) -> bool:
     return type(self).corrector_step is not Process.corrector_step
@@ -176,3 +265,13 @@ class ScheduledProcess(Process):
   def validate(self) -> None:
     self.schedule.validate()
     super().validate()
+
+  # Location-scale on the path: channel = m_t x0 + s_t eps, so gamma = m_t and r = s_t / m_t.
+  def signal_scale(self, t: Array) -> Array:
+    return self.schedule.mean_coeff(t)
+
+  def noise_level(self, t: Array) -> Array:
+    return self.schedule.ratio(t)
+
+  def time_at_noise_level(self, r: Array) -> Array:
+    return self.schedule.time_at_ratio(r)

@@ -133,9 +133,13 @@ class FBMProcess(base.ScheduledProcess):
   jitter: float = 0.0
   table_size: int = 1024
   family: ClassVar[str] = "fbm"
+  location_scale: ClassVar[bool] = True
 
   def validate(self) -> None:
     super().validate()
+    if self.schedule.sde not in ("vp", "ve"):
+      raise ValueError("process.sde must be 'vp' (FVP) or 've' (FVE) for the fbm family, got "
+                       f"{self.schedule.sde!r}")
     h = self.hurst
     if isinstance(h, bool) or not isinstance(h, numbers.Real) or not 0.0 < h < 1.0:
       raise ValueError(f"process.hurst must be in (0, 1), got {h!r}")
@@ -165,6 +169,15 @@ class FBMProcess(base.ScheduledProcess):
         self.normalize_variance, float(self.jitter), int(self.table_size), self.t_lo)
     object.__setattr__(self, "_tables", tables)
     object.__setattr__(self, "_table32", tables.table.astype(np.float32))
+    if self.num_ou:
+      # log r = log s_c - log c_t on the table's log-t grid, for time_at_noise_level. s_c/c_t is
+      # increasing (the table's floor keeps it so where s_c is unresolved); a running max guards
+      # the interpolation against rounding.
+      log_t = tables.log_t_lo + tables.log_t_step * np.arange(tables.table.shape[0])
+      log_c = np.log(np.asarray(self.schedule.mean_coeff(np.exp(log_t)), np.float64))
+      log_r = np.maximum.accumulate(tables.table[:, 0] - log_c)
+      object.__setattr__(self, "_log_r_grid", (log_r.astype(np.float32),
+                                               log_t.astype(np.float32)))
 
   @property
   def tables(self) -> fbm_tables.Tables:
@@ -210,6 +223,33 @@ class FBMProcess(base.ScheduledProcess):
     if self.num_ou == 0:
       return self.schedule.std(t)
     return self.coefficients(t).cond_std
+
+  # ---- the shared noise-level axis (lim_jax.processes.base) ------------------------------------
+  def noise_level(self, t: Array) -> Array:
+    """``r = s_c(t) / c_t``: the conditional noise of the network channel ``u`` over its signal."""
+    if self.num_ou == 0:
+      return self.schedule.ratio(t)
+    return self.cond_std(t) / self.schedule.mean_coeff(t)
+
+  def time_at_noise_level(self, r: Array) -> Array:
+    """Inverse of :meth:`noise_level`, interpolated in ``(log r, log t)`` on the table's grid."""
+    if self.num_ou == 0:
+      return self.schedule.time_at_ratio(r)
+    log_r, log_t = self._log_r_grid
+    return jnp.exp(jnp.interp(jnp.log(jnp.asarray(r, jnp.float32)), jnp.asarray(log_r),
+                              jnp.asarray(log_t)))
+
+  def with_channel(self, state, t: Array, channel: Array):
+    """``x = u + rho_t . w`` with the whitened OU state ``w`` kept."""
+    if self.num_ou == 0:
+      return {"x": channel, "w": state["w"]}
+    return self._with_u(state, t, channel)
+
+  def denoise(self, state, t: Array, model_out: Array) -> Array:
+    """``E[x0 | x_t, y_t] = (u - s_c eps_hat)/c_t`` (Tweedie on the channel ``u``)."""
+    if self.num_ou == 0:
+      return self._gauss.denoise(state["x"], t, model_out)
+    return self._u_and_x0(state, t, model_out)[1]
 
   def ou_values(self, state, t: Array) -> Array:
     """The raw OU values ``y = L_t w``, shape ``(B, *data, K)`` (diagnostics; float32)."""

@@ -36,6 +36,7 @@ class GaussianProcess(base.ScheduledProcess):
   """VP / VE SDE with eps-prediction; ``schedule`` holds the path."""
 
   family: ClassVar[str] = "gaussian"
+  location_scale: ClassVar[bool] = True
 
   # ---- kernel --------------------------------------------------------------------------------
   def mean_std(self, t: Array) -> tuple[Array, Array]:

@@ -41,7 +41,15 @@ Target (``process.target``):
 Network parametrisation: with ``q = g2 + 2 lambda c / b`` (so ``E[W] = q (1 - e^{-bt})``) and
 ``sigma_t = sqrt(q (1 - e^{-bt}))`` the network predicts ``r = -2 sigma_t v / (b q)``, an eps-like
 quantity: at ``lambda = 0`` it is exactly the Gaussian VP eps of the constant-rate schedule
-``beta = b`` (and ``g2 = 1``). Velocity ``v = -(b q / (2 sigma_t)) r``.
+``beta = b`` (and ``g2 = 1``). Velocity ``v = -(b q / (2 sigma_t)) r``. With jumps
+(``lambda > 0``) a second head predicts ``E[u | x_t] / sigma_t`` (target ``u / sigma_t``), which gives
+the denoiser ``E[x0 | x_t] = (x_t - sigma_t head_2) / m_t`` (:meth:`JumpProcess.denoise`): the
+velocity is not a function of ``E[x0 | x_t]`` for this non-Gaussian kernel, nor the reverse, so the
+denoiser needs its own head (as the mixture family's velocity does). At ``lambda = 0`` both targets
+are ``eps`` and one head serves both.
+
+Shared noise level (:mod:`lim_jax.processes.base`): ``gamma = m_t`` and
+``r = sqrt(E|u|^2/d)/m_t = sigma_t/m_t = sqrt(q (e^{bt} - 1))``, inverse ``t = log1p(r^2/q)/b``.
 
 Samplers (reverse time ``tau = T - t``, step from ``s = t_cur`` to ``t = t_next``, ``h = s - t``):
 
@@ -308,6 +316,11 @@ class JumpProcess(base.Process):
     return min_jump_cap(self.jump_rate * self.horizon)
 
   @property
+  def num_outputs(self) -> int:  # overrides the base ClassVar
+    """2 heads (velocity, denoiser) with jumps; 1 at ``jump_rate = 0`` (both targets are eps)."""
+    return 1 if self.jump_rate == 0 else 2
+
+  @property
   def noise_var(self) -> float:
     """``q = g2 + 2 lambda c/b``: ``E[W] = q (1 - e^{-bt})``, and ``v ~ -(b q/2) u/W`` at large
     scale."""
@@ -375,13 +388,47 @@ class JumpProcess(base.Process):
     """``sigma_t = sqrt(q) s_t = sqrt(E[W])``, the output scale of the parametrisation."""
     return math.sqrt(self.noise_var) * self.unit_std(t)
 
-  def velocity(self, model_out: Array, t: Array) -> Array:
-    """Network output ``r`` -> flux velocity ``v = -(b q / (2 sigma_t)) r``."""
-    return -base.bcast(0.5 * self.b * self.noise_var / self.sigma(t), model_out) * model_out
+  # ---- the shared noise-level axis (lim_jax.processes.base) ------------------------------------
+  def signal_scale(self, t: Array) -> Array:
+    return self.mean_coeff(t)
 
-  def output_from_velocity(self, v: Array, t: Array) -> Array:
-    """Flux velocity ``v`` -> the network's target scale ``r = -2 sigma_t v / (b q)``."""
-    return -base.bcast(2.0 * self.sigma(t) / (self.b * self.noise_var), v) * v
+  def noise_level(self, t: Array) -> Array:
+    """``r = sigma_t / m_t = sqrt(q (e^{bt} - 1))``."""
+    return jnp.sqrt(self.noise_var * jnp.expm1(self.b * t))
+
+  def time_at_noise_level(self, r: Array) -> Array:
+    return jnp.log1p(jnp.asarray(r) ** 2 / self.noise_var) / self.b
+
+  # ---- heads ---------------------------------------------------------------------------------
+  def split_heads(self, model_out: Array) -> tuple[Array, Array]:
+    """``(r_hat, n_hat)``: the velocity head and the denoiser head (the same head at lambda = 0)."""
+    if self.num_outputs == 1:
+      return model_out, model_out
+    return tuple(jnp.split(model_out, 2, axis=-1))
+
+  def velocity(self, model_out: Array, t: Array) -> Array:
+    """Network output (velocity head ``r``) -> flux velocity ``v = -(b q / (2 sigma_t)) r``."""
+    r_hat, _ = self.split_heads(model_out)
+    return -base.bcast(0.5 * self.b * self.noise_var / self.sigma(t), r_hat) * r_hat
+
+  def output_from_velocity(self, v: Array, t: Array, denoised: Array | None = None) -> Array:
+    """Flux velocity ``v`` -> a network output: ``r = -2 sigma_t v / (b q)``, and for two heads the
+    denoiser head ``(x_t - m_t D)/sigma_t`` of ``denoised = (x_t, D)`` (zeros if None)."""
+    r_out = -base.bcast(2.0 * self.sigma(t) / (self.b * self.noise_var), v) * v
+    if self.num_outputs == 1:
+      return r_out
+    if denoised is None:
+      n_out = jnp.zeros_like(r_out)
+    else:
+      x, d = denoised
+      n_out = (x - base.bcast(self.mean_coeff(t), x) * d) / base.bcast(self.sigma(t), x)
+    return jnp.concatenate([r_out, n_out], axis=-1)
+
+  def denoise(self, state, t: Array, model_out: Array) -> Array:
+    """``E[x0 | x_t] = (x_t - sigma_t n_hat) / m_t`` from the denoiser head."""
+    _, n_hat = self.split_heads(model_out)
+    return ((state - base.bcast(self.sigma(t), state) * n_hat)
+            / base.bcast(self.mean_coeff(t), state))
 
   # ---- latents -------------------------------------------------------------------------------
   def _jump_sum(self, key: jax.Array, duration: Array, growth: float) -> Array:
@@ -510,6 +557,9 @@ class JumpProcess(base.Process):
     scale = (2.0 * self.sigma(t) * kappa
              / (self.b * self.noise_var * jnp.sqrt(jnp.where(has_density, w, 1.0))))
     target = base.bcast(jnp.where(has_density, scale, 0.0), eps) * eps
+    # Denoiser head: u / sigma_t, whose conditional mean gives E[x0 | x_t].
+    denoiser_target = base.bcast(jnp.sqrt(w) / self.sigma(t), eps) * eps
+    target = jnp.concatenate([target, denoiser_target], axis=-1)
     if self.target == "conditional_w":
       weight = has_density.astype(x0.dtype)
     else:
@@ -538,7 +588,8 @@ class JumpProcess(base.Process):
     h = t_cur - t_next
     a = jnp.exp(0.5 * self.b * h)
     coef = k * math.sqrt(self.noise_var) * (self.unit_std(t_next) - a * self.unit_std(t_cur))
-    out = base.bcast(a, state) * state + base.bcast(coef, state) * model_out
+    r_hat, _ = self.split_heads(model_out)
+    out = base.bcast(a, state) * state + base.bcast(coef, state) * r_hat
     return out if k == 1.0 else out + self._noise(key, state, h, self.b)
 
   def ei_ode_step(self, key, state, t_cur, t_next, model_out):

@@ -82,6 +82,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 from typing import ClassVar
 
 import jax
@@ -89,7 +90,7 @@ import jax.numpy as jnp
 from ml_collections import config_dict
 
 from lim_jax import stable
-from lim_jax.processes import base
+from lim_jax.processes import base, grids
 from lim_jax.processes.schedules import schedule_from_config
 
 Array = jax.Array
@@ -115,6 +116,7 @@ class LevyProcess(base.ScheduledProcess):
   lim_compat: bool = False
   target: str = "eps"
   family: ClassVar[str] = "levy"
+  location_scale: ClassVar[bool] = True
 
   def validate(self) -> None:
     stable.validate_alpha(self.alpha, "process.alpha")
@@ -159,6 +161,41 @@ class LevyProcess(base.ScheduledProcess):
   def sigma(self, t: Array) -> Array:
     """``sigma_t = (1 - gamma_t^alpha)^{1/alpha}``, via ``expm1`` (accurate as ``t -> 0``)."""
     return (-jnp.expm1(self.alpha * self.log_gamma(t))) ** (1.0 / self.alpha)
+
+  # ---- the shared noise-level axis (lim_jax.processes.base) ------------------------------------
+  @property
+  def heavy_tailed(self) -> bool:  # overrides the base ClassVar
+    return self.alpha < 2.0
+
+  @property
+  def head_units(self) -> tuple[float, ...]:
+    """``k = sqrt(2)``: ``x_t/gamma_t = x0 + (r/sqrt(2)) eps`` (the alpha = 2 noise is N(0, 2I))."""
+    return (math.sqrt(2.0),)
+
+  def signal_scale(self, t: Array) -> Array:
+    return self.gamma(t)
+
+  @property
+  def noise_stability(self) -> float:
+    return float(self.alpha)
+
+  def ancestral_noise(self, key, n_hat):
+    """Unit noise in denoiser units: ``eps / sqrt(2)``, ``eps`` isotropic SaS (clamps apply)."""
+    eps, _ = self.noise(key, n_hat.shape)
+    return eps / math.sqrt(2.0)
+
+  def noise_level(self, t: Array) -> Array:
+    """``r = sqrt(2) sigma_t/gamma_t = sqrt(2) (gamma_t^{-alpha} - 1)^{1/alpha}``: the stable scale
+    over the signal scale, equal to the Gaussian VP ``s_t/m_t`` (times the std sqrt(2) of its noise)
+    at alpha = 2."""
+    return math.sqrt(2.0) * jnp.expm1(-self.alpha * self.log_gamma(t)) ** (1.0 / self.alpha)
+
+  def time_at_noise_level(self, r: Array) -> Array:
+    """Inverse of :meth:`noise_level`: ``-alpha log gamma = log1p((r/sqrt(2))^alpha)``, then the
+    schedule's inverse of ``B(t)`` (linear: ``B = -alpha log gamma``; cosine: ``B = -2 log gamma``)."""
+    neg_alpha_log_gamma = jnp.log1p((jnp.asarray(r) / math.sqrt(2.0)) ** self.alpha)
+    divisor = self.alpha if self.schedule.kind == "linear" else 2.0
+    return self.schedule.time_at_int_beta(neg_alpha_log_gamma * divisor / self.alpha)
 
   def rate(self, t: Array) -> Array:
     """The SDE's ``beta(t) = -alpha d/dt log gamma_t``."""
@@ -249,7 +286,15 @@ class LevyProcess(base.ScheduledProcess):
     return base.bcast(a, state) * state + base.bcast(coeff, state) * model_out
 
   def extra_steps(self):
-    return {"ei_ode": self.ei_ode_step, "ei_sde": self.ei_sde_step, "dlim": self.dlim_step}
+    """LIM's published rules (``lim_ode`` / ``lim_sde``: the fractional score frozen over a step,
+    inexact even for a point mass) and DLIM; ``ei_ode`` / ``ei_sde`` are the exact exponential
+    integrators (:meth:`sampler_aliases`)."""
+    return {"lim_ode": self.ei_ode_step, "lim_sde": self.ei_sde_step, "dlim": self.dlim_step}
+
+  def sampler_aliases(self) -> dict[str, str]:
+    """``ei_ode``: ``eps_hat`` frozen (= DLIM = ``ddim``), exact for a point mass; ``ei_sde``: the
+    stable ``ancestral`` step, exact for a point mass."""
+    return {"ei_ode": "ddim", "ei_sde": "ancestral"}
 
   def trajectory_samplers(self) -> dict:
     """Whole-trajectory samplers by name: ``factory(apply_fn, nfe, **sampler_options)``.
@@ -286,7 +331,7 @@ def dlpm_chain_variances(process: LevyProcess, key: jax.Array, grid: Array,
   return jnp.flip(jnp.cumsum(jnp.flip(terms, 0), axis=0), 0)
 
 
-def make_dlpm_sampler(process: LevyProcess, apply_fn, nfe: int, *, time_power: float = 1.0,
+def make_dlpm_sampler(process: LevyProcess, apply_fn, nfe: int, *, grid_fn=None,
                       batch_sharding=None, save_trajectory: bool = False):
   """DLPM ancestral sampler (Shariatian et al. 2025) on the samplers' time grid.
 
@@ -298,10 +343,13 @@ def make_dlpm_sampler(process: LevyProcess, apply_fn, nfe: int, *, time_power: f
   (DLPM's ``(x_t - sigma_t Gamma_t eps)/gamma_t`` with ``Gamma = 1 - r``).
   ``clamp_a`` applies to the chain's ``A``; ``clamp_eps`` has no counterpart here.
 
+  ``grid_fn(num_steps) -> (num_steps + 1,)`` is the descending time grid (default: uniform in t).
+
   Returns:
-    :class:`lim_jax.samplers.Sampler` with ``sample(params, key, shape)`` (jitted), ``nfe``.
+    :class:`lim_jax.processes.base.Sampler` with ``sample(params, key, shape)`` (jitted), ``nfe``.
   """
-  from lim_jax import samplers  # pylint: disable=g-import-not-at-top  (samplers imports processes)
+  if grid_fn is None:
+    grid_fn = functools.partial(grids.time_grid, process.t_max, process.t_min)
   num_steps = int(nfe)
   if num_steps < 1:
     raise ValueError(f"sampling.nfe={nfe} is too small for 'dlpm' (1 per step)")
@@ -309,7 +357,7 @@ def make_dlpm_sampler(process: LevyProcess, apply_fn, nfe: int, *, time_power: f
   def sample(params, key, shape):
     k_chain, k_prior, k_steps = jax.random.split(key, 3)
     batch = shape[0]
-    grid = samplers.time_grid(process.t_max, process.t_min, num_steps, time_power)
+    grid = grid_fn(num_steps)
     chain = dlpm_chain_variances(process, k_chain, grid, batch)  # (N+1, B)
     z = jax.random.normal(k_prior, shape)
     state = base.bcast(process.gamma(grid[0]) * jnp.sqrt(2.0 * chain[0]), z) * z
@@ -332,8 +380,8 @@ def make_dlpm_sampler(process: LevyProcess, apply_fn, nfe: int, *, time_power: f
     x, traj = jax.lax.scan(body, state, xs)
     return (x, traj) if save_trajectory else x
 
-  return samplers.Sampler(sample=jax.jit(sample, static_argnums=2), nfe=num_steps,
-                          num_steps=num_steps)
+  return base.Sampler(sample=jax.jit(sample, static_argnums=2), nfe=num_steps,
+                      num_steps=num_steps)
 
 
 # ---- config ------------------------------------------------------------------------------------

@@ -1,0 +1,310 @@
+"""The shared design space vs the papers' own designs: allocation, gradient health, EDM baseline.
+
+  python benchmarks/bench_design_space.py                       # every part, default size
+  python benchmarks/bench_design_space.py --parts=allocation    # no training: seconds
+  python benchmarks/bench_design_space.py --tiny                # smoke test
+
+Every family runs its own ``configs/toy_<family>.py`` in two designs that differ only in the
+shared fields: ``paper`` (:func:`lim_jax.config_lib.paper_settings`: times uniform in the family's
+clock, eps-prediction with the family's weight, the uniform time grid, clip 1 -- today's behaviour
+of the papers) and ``shared`` (the configs' defaults: log-normal noise levels, EDM preconditioning
+with the bounded input, the rho = 7 grid in the noise level, clip 10). Parts:
+
+* ``allocation``: the share of 100000 training draws, and of the 200 points of the sampler's grid,
+  at noise level ``r < 0.5`` (no training);
+* ``gradients``: ``--steps`` training steps (one per dispatch, metrics read once at the end) of each
+  default toy config in both designs: quantiles of the per-step global gradient norm over the last
+  quarter, its share above ``optim.grad_clip`` (``train/clipped_fraction``), the share of the
+  squared gradient carried by the top 1 % of steps, and the batch-median loss over quarters;
+* ``choice``: the allocation choice (``uniform_t`` / ``lognormal`` / ``loguniform``) under the
+  shared parameterisation and grid, for every family on ``sas``, ``grid_imbalanced`` and ``moons``,
+  scored by sliced W1 at 35 NFE (generic Heun on the rho grid + final denoise) and at 200 NFE of
+  the family's ``ei_sde``, mean +- std over ``--seeds``;
+* ``edm``: ``configs/toy_edm.py`` on ``moons`` and ``ring8``, sliced W1 at 35 (Heun, rho grid) vs
+  255 NFE, against the VP score SDE (``toy_gaussian.py`` in the paper design) sampled with
+  ``ei_sde`` at 200 NFE after the same training budget, over ``--seeds``.
+
+Outputs: Markdown tables on stdout and ``--out/design_space.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pathlib
+import platform
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+FAMILIES = ("gaussian", "levy", "jump", "fbm", "mixture")
+DATASETS = ("sas", "grid_imbalanced", "moons")
+ALLOCATIONS = ("uniform_t", "lognormal", "loguniform")
+
+
+def machine_line() -> str:
+  import jax  # pylint: disable=g-import-not-at-top
+  return (f"{platform.platform()}, {os.cpu_count()} cores, python {sys.version.split()[0]}, "
+          f"jax {jax.__version__}, {jax.device_count()} x {jax.devices()[0].device_kind}")
+
+
+def load(family: str, design: str, dataset: str | None = None):
+  """``configs/toy_<family>.py`` (levy: its ``sas`` variant on sas, else ``grid_imbalanced``)."""
+  from lim_jax import config_lib  # pylint: disable=g-import-not-at-top
+  arg = None
+  if family == "levy" and dataset is not None:
+    arg = "sas" if dataset == "sas" else "grid_imbalanced"
+  cfg = config_lib.load_file(ROOT / "configs" / f"toy_{family}.py", arg)
+  if dataset is not None:
+    cfg.data.dataset = dataset
+  if design == "paper":
+    config_lib.paper_settings(cfg)
+  return cfg
+
+
+# ---- allocation ---------------------------------------------------------------------------------
+def part_allocation(args) -> list[dict]:
+  import jax  # pylint: disable=g-import-not-at-top
+  from lim_jax import config_lib, losses  # pylint: disable=g-import-not-at-top
+  from lim_jax.processes import grids  # pylint: disable=g-import-not-at-top
+  rows = []
+  for family in FAMILIES:
+    for design in ("paper", "shared"):
+      cfg = load(family, design)
+      proc = config_lib.validate(cfg)
+      t = losses.training_times(proc, cfg.training, jax.random.PRNGKey(0), args.draws)
+      share = float(np.mean(np.asarray(proc.noise_level(t)) < 0.5))
+      g = grids.make_grid(proc, 200, cfg.sampling.grid, cfg.sampling.rho, cfg.sampling.time_power)
+      low = int(np.sum(np.asarray(proc.noise_level(g)) < 0.5))
+      rows.append(dict(family=family, design=design, train_share_below_half=share,
+                       grid_points_below_half=low, r_range=proc.noise_level_range()))
+  return rows
+
+
+def table_allocation(rows) -> str:
+  lines = ["| family | design | training draws with r < 0.5 | grid points (of 201) with r < 0.5 "
+           "| training range of r |", "|---|---|---|---|---|"]
+  for r in rows:
+    lo, hi = r["r_range"]
+    lines.append(f"| {r['family']} | {r['design']} | {100 * r['train_share_below_half']:.1f} % | "
+                 f"{r['grid_points_below_half']} | {lo:.2g} .. {hi:.3g} |")
+  return "\n".join(lines)
+
+
+# ---- gradients ----------------------------------------------------------------------------------
+def grad_trace(cfg, steps: int):
+  """Per-step ``(grad_norm, loss_median)`` of ``steps`` steps of ``cfg`` (host read at the end)."""
+  import jax  # pylint: disable=g-import-not-at-top
+  from lim_jax import config_lib, models, parallel, train  # pylint: disable=g-import-not-at-top
+  from lim_jax import data as data_lib  # pylint: disable=g-import-not-at-top
+  process = config_lib.validate(cfg)
+  data = data_lib.get_dataset(cfg.data, cfg.seed)
+  model = models.get_model(cfg.model, data.data_shape, process.num_outputs)
+  tx = train.make_optimizer(cfg.optim, steps)
+  mesh = parallel.make_mesh()
+  k_init, k_train = jax.random.split(jax.random.PRNGKey(cfg.seed))
+  state = jax.jit(train.make_state_factory(model, tx, data.data_shape),
+                  out_shardings=parallel.replicated(mesh))(k_init)
+  step_fn = train.make_jit_train_step(cfg, process, models.make_apply(model), tx, mesh)
+  out = []
+  for step in range(steps):
+    batch = parallel.put_batch(data.batches(step, 1, cfg.training.batch_size), mesh,
+                               leading_axes=1)
+    state, m = step_fn(state, batch, k_train)
+    out.append((m["grad_norm"], m["loss_median"], m["loss"]))
+  host = np.asarray(jax.device_get(out), np.float64)
+  return host[:, 0], host[:, 1], host[:, 2]
+
+
+def part_gradients(args) -> list[dict]:
+  rows = []
+  for family in FAMILIES:
+    for design in ("paper", "shared"):
+      cfg = load(family, design)
+      t0 = time.perf_counter()
+      gn, med, mean = grad_trace(cfg, args.steps)
+      last = gn[3 * len(gn) // 4:]
+      sq = np.sort(last**2)[::-1]
+      top = sq[:max(1, len(sq) // 100)].sum() / sq.sum()
+      quarters = np.array_split(np.arange(len(gn)), 4)
+      rows.append(dict(
+          family=family, design=design, dataset=cfg.data.dataset, clip=cfg.optim.grad_clip,
+          clipped_last_quarter=float(np.mean(last > cfg.optim.grad_clip)),
+          grad_norm_quantiles=[float(np.quantile(last, q)) for q in (0.5, 0.95, 0.99)],
+          grad_norm_max=float(last.max()), top1_share=float(top),
+          loss_median_quarters=[float(np.mean(med[q])) for q in quarters],
+          loss_mean_quarters=[float(np.mean(mean[q])) for q in quarters],
+          seconds=time.perf_counter() - t0))
+      print(f"# gradients {family} {design}: {rows[-1]['seconds']:.0f} s", flush=True)
+  return rows
+
+
+def table_gradients(rows) -> str:
+  lines = ["| family (data) | design | clip | clipped, last quarter | grad norm median / p95 / "
+           "p99 / max | top 1 % share of squared grad | batch-median loss by quarter | "
+           "batch-mean loss by quarter |", "|---|---|---|---|---|---|---|---|"]
+  for r in rows:
+    q = r["grad_norm_quantiles"]
+    lines.append(
+        f"| {r['family']} ({r['dataset']}) | {r['design']} | {r['clip']:g} | "
+        f"{100 * r['clipped_last_quarter']:.1f} % | {q[0]:.3g} / {q[1]:.3g} / {q[2]:.3g} / "
+        f"{r['grad_norm_max']:.3g} | {100 * r['top1_share']:.0f} % | "
+        + ", ".join(f"{v:.3g}" for v in r["loss_median_quarters"]) + " | "
+        + ", ".join(f"{v:.3g}" for v in r["loss_mean_quarters"]) + " |")
+  return "\n".join(lines)
+
+
+# ---- training runs shared by "choice" and "edm" -------------------------------------------------
+def train_and_score(cfg, workdir: str, sweeps, num_samples: int) -> dict[str, float]:
+  """Trains ``cfg`` in ``workdir`` and returns sliced W1 of each ``(label, sampler, nfe, grid,
+  final_denoise)`` in ``sweeps``, on ``num_samples`` samples against fresh data."""
+  import jax  # pylint: disable=g-import-not-at-top
+  from lim_jax import config_lib, models, samplers, train  # pylint: disable=g-import-not-at-top
+  from lim_jax import data as data_lib  # pylint: disable=g-import-not-at-top
+  from lim_jax.metrics import toy  # pylint: disable=g-import-not-at-top
+  state = train.train_and_evaluate(cfg, workdir)
+  process = config_lib.validate(cfg)
+  data = data_lib.get_dataset(cfg.data, cfg.seed)
+  apply_fn = models.make_apply(models.get_model(cfg.model, data.data_shape, process.num_outputs))
+  reference = data.reference(num_samples, salt=7)
+  out = {}
+  for label, sampler, nfe, grid, final in sweeps:
+    sc = cfg.copy_and_resolve_references()
+    sc.sampling.grid, sc.sampling.final_denoise = grid, final
+    smp = samplers.sampler_from_config(sc, process, apply_fn, sampler, nfe)
+    x = np.asarray(smp.sample(state.ema_params, jax.random.PRNGKey(cfg.seed + 11),
+                              (num_samples,) + data.data_shape))
+    finite = np.all(np.isfinite(x), axis=1)
+    out[label] = (toy.sliced_wasserstein(x[finite], reference, seed=cfg.seed)
+                  if finite.mean() > 0.99 else float("nan"))
+  return out
+
+
+def _budget(cfg, args):
+  cfg.training.num_steps = args.train_steps
+  cfg.training.checkpoint_every = args.train_steps
+  cfg.training.log_every = max(args.train_steps // 4, 1)
+  cfg.training.steps_per_call = min(cfg.training.steps_per_call, args.train_steps)
+  cfg.sampling.num_samples = cfg.sampling.batch_size = 256  # the end-of-training sample: cheap
+  cfg.sampling.nfe = max(cfg.sampling.nfe if cfg.sampling.sampler != "em" else 10, 10)
+  return cfg
+
+
+def part_choice(args) -> list[dict]:
+  rows = []
+  for seed in range(args.seeds):
+    for dataset in DATASETS:
+      for family in FAMILIES:
+        for alloc in ALLOCATIONS:
+          cfg = _budget(load(family, "shared", dataset), args)
+          cfg.seed = seed
+          cfg.training.noise_levels = alloc
+          wd = os.path.join(args.out, "runs", f"choice_{dataset}_{family}_{alloc}_{seed}")
+          scores = train_and_score(cfg, wd, [("heun@35", "heun", 35, "edm", True),
+                                             ("ei_sde@200", "ei_sde", 200, "edm", True)],
+                                   args.num_samples)
+          rows.append(dict(seed=seed, dataset=dataset, family=family, allocation=alloc,
+                           **scores))
+          print(f"# choice {dataset} {family} {alloc} seed {seed}: {scores}", flush=True)
+  return rows
+
+
+def table_choice(rows) -> str:
+  lines = ["| dataset | family | " + " | ".join(f"{a}: heun@35 / ei_sde@200" for a in ALLOCATIONS)
+           + " |", "|---|---|" + "---|" * len(ALLOCATIONS)]
+  for dataset in DATASETS:
+    for family in FAMILIES:
+      cells = []
+      for alloc in ALLOCATIONS:
+        sel = [r for r in rows if (r["dataset"], r["family"], r["allocation"]) ==
+               (dataset, family, alloc)]
+        if not sel:
+          cells.append("-")
+          continue
+        parts = []
+        for k in ("heun@35", "ei_sde@200"):
+          v = np.array([r[k] for r in sel], float)
+          parts.append(f"{np.nanmean(v):.3f} ± {np.nanstd(v):.3f}")
+        cells.append(" / ".join(parts))
+      if any(c != "-" for c in cells):
+        lines.append(f"| {dataset} | {family} | " + " | ".join(cells) + " |")
+  return "\n".join(lines)
+
+
+def part_edm(args) -> list[dict]:
+  from lim_jax import config_lib  # pylint: disable=g-import-not-at-top
+  rows = []
+  for seed in range(args.seeds):
+    for dataset in ("moons", "ring8"):
+      edm = _budget(config_lib.load_file(ROOT / "configs" / "toy_edm.py", dataset), args)
+      edm.seed = seed
+      s_edm = train_and_score(edm, os.path.join(args.out, "runs", f"edm_{dataset}_{seed}"),
+                              [("heun@35", "heun", 35, "edm", True),
+                               ("heun@255", "heun", 255, "edm", True)], args.num_samples)
+      vp = _budget(load("gaussian", "paper", dataset), args)
+      vp.seed = seed
+      s_vp = train_and_score(vp, os.path.join(args.out, "runs", f"vp_{dataset}_{seed}"),
+                             [("ei_sde@200", "ei_sde", 200, "uniform_t", False)],
+                             args.num_samples)
+      rows.append(dict(seed=seed, dataset=dataset, edm_heun35=s_edm["heun@35"],
+                       edm_heun255=s_edm["heun@255"], vp_ei_sde200=s_vp["ei_sde@200"]))
+      print(f"# edm {dataset} seed {seed}: {rows[-1]}", flush=True)
+  return rows
+
+
+def table_edm(rows) -> str:
+  lines = ["| dataset | EDM heun@35 | EDM heun@255 | 35 vs 255 | VP score SDE ei_sde@200 |",
+           "|---|---|---|---|---|"]
+  for dataset in ("moons", "ring8"):
+    sel = [r for r in rows if r["dataset"] == dataset]
+    if not sel:
+      continue
+    a, b, c = (np.array([r[k] for r in sel]) for k in ("edm_heun35", "edm_heun255",
+                                                         "vp_ei_sde200"))
+    lines.append(f"| {dataset} | {a.mean():.4f} ± {a.std():.4f} | {b.mean():.4f} ± {b.std():.4f} "
+                 f"| {100 * (a.mean() / b.mean() - 1):+.1f} % | {c.mean():.4f} ± {c.std():.4f} |")
+  return "\n".join(lines)
+
+
+PARTS = {"allocation": (part_allocation, table_allocation),
+         "gradients": (part_gradients, table_gradients),
+         "choice": (part_choice, table_choice), "edm": (part_edm, table_edm)}
+
+
+def main() -> None:
+  p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  p.add_argument("--parts", default=",".join(PARTS))
+  p.add_argument("--tiny", action="store_true", help="smoke-test size")
+  p.add_argument("--steps", type=int, default=4000, help="gradients: steps per run")
+  p.add_argument("--train_steps", type=int, default=2000, help="choice / edm: steps per model")
+  p.add_argument("--seeds", type=int, default=3)
+  p.add_argument("--num_samples", type=int, default=4096)
+  p.add_argument("--draws", type=int, default=100_000)
+  p.add_argument("--out", default="")
+  args = p.parse_args()
+  if args.tiny:
+    args.steps, args.train_steps, args.seeds, args.num_samples, args.draws = 8, 8, 1, 128, 2000
+  args.out = args.out or tempfile.mkdtemp(prefix="lim_design_space_")
+  os.makedirs(args.out, exist_ok=True)
+  from absl import logging  # pylint: disable=g-import-not-at-top
+  logging.set_verbosity(logging.WARNING)
+  print(f"# {machine_line()}", flush=True)
+  results = {}
+  path = os.path.join(args.out, "design_space.json")
+  for name in args.parts.split(","):
+    fn, table = PARTS[name]
+    t0 = time.perf_counter()
+    results[name] = fn(args)
+    print(f"\n### {name} ({time.perf_counter() - t0:.0f} s)\n\n{table(results[name])}\n",
+          flush=True)
+    with open(path, "w", encoding="utf-8") as f:
+      json.dump(dict(args=vars(args), machine=machine_line(), results=results), f, indent=1)
+  print(f"# wrote {path}")
+
+
+if __name__ == "__main__":
+  main()
