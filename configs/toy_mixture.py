@@ -14,6 +14,6 @@ def get_config():
   config = config_lib.default_config()
   config.data.dataset = "grid_imbalanced"
   config_lib.set_family(config, "mixture", mixture_weights=(0.9, 0.1), mixture_scales=(1.0, 3.0),
-                        mixture_per="sample", target="posterior", langevin_noise="mixture")
+                        mixture_per="sample", target="posterior", langevin_noise="gaussian")
   config.sampling.sampler = "ei_sde"
   return config

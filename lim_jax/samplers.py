@@ -63,7 +63,8 @@ time_grid = grids.time_grid  # re-exported: the uniform_t grid
 def available(process: Process) -> tuple[str, ...]:
   """Sampler names valid for ``process``."""
   names = ["euler", "heun", "em"] + (["pc"] if process.has_corrector() else [])
-  names += list(DENOISER_SAMPLERS) if process.location_scale else []
+  if process.location_scale:
+    names += [n for n in DENOISER_SAMPLERS if n != "ancestral" or process.has_ancestral]
   names += [n for n in process.extra_steps() if n not in names]
   names += [n for n in process.sampler_aliases() if n not in names]
   return tuple(names) + tuple(process.trajectory_samplers())

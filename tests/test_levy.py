@@ -199,13 +199,14 @@ def _true_iqr() -> float:
 
 
 @pytest.mark.parametrize("name,nfe,tol", [
-    ("euler", 400, 1e-2), ("heun", 400, 1e-3), ("ei_ode", 400, 1e-2), ("dlim", 10, 1e-5)])
+    ("euler", 400, 1e-2), ("heun", 400, 1e-3), ("lim_ode", 400, 1e-2), ("ei_ode", 10, 1e-5),
+    ("dlim", 10, 1e-5)])
 def test_point_mass_ode_samplers_follow_exact_flow(name, nfe, tol):
   """With the exact score of a point mass the PF-ODE maps ``x_T`` to ``x_T sigma_t/sigma_T``
   (closed form: ``d log sigma/dt = (beta/alpha) gamma^alpha/sigma^alpha`` equals the drift rate).
   Each ODE sampler, from its own prior draw, must match that map pathwise (2e4 paths, t = 3 ->
-  0.3): measured max relative error 0.4 % (Euler), 0.009 % (Heun, 200 steps), 0.2 % (``ei_ode``),
-  5e-7 (DLIM, exact for a point mass at any NFE); so its output has the SaS(sigma_t) law of the
+  0.3): measured max relative error 0.4 % (Euler), 0.009 % (Heun, 200 steps), 0.2 % (LIM's
+  ``lim_ode``), 5e-7 (``ei_ode`` = DLIM, exact for a point mass at any NFE); so its output has the SaS(sigma_t) law of the
   exactly-mapped prior (whose own law is tested in test_stable.py)."""
   key, shape = _key(10), (20_000, 1)
   x = samplers.make_sampler(POINT_MASS, _point_mass_eps(POINT_MASS), name, nfe).sample(
@@ -216,12 +217,13 @@ def test_point_mass_ode_samplers_follow_exact_flow(name, nfe, tol):
 
 
 @pytest.mark.parametrize("name,nfe,seed", [
-    ("ei_sde", 400, 0), ("dlpm", 50, 0),
+    ("lim_sde", 400, 0), ("ei_sde", 10, 0), ("dlpm", 50, 0),
     pytest.param("em", 400, 0, marks=pytest.mark.slow),
     pytest.param("dlpm", 100, 1, marks=pytest.mark.slow)])
 def test_point_mass_stochastic_samplers_reproduce_marginal(name, nfe, seed):
   """With the exact score of a point mass, the score-coefficient-2 reverse SDE (Euler–Maruyama and
-  exponential integrator, exact stable noise) and DLPM (exact given its A-chain) reproduce the IQR
+  LIM's exponential integrator ``lim_sde``, exact stable noise), the stable ancestral step
+  ``ei_sde`` (exact for a point mass at any NFE) and DLPM (exact given its A-chain) reproduce the IQR
   of ``SaS(sigma_t)`` at t = 0.3 (scipy quantiles: 0.788; DESIGN.md's check: 0.785) within 2 %.
   8e4 paths: the IQR's relative standard error is ~0.55 %; the SDEs' discretisation bias at 400
   steps was measured at +0.35 % (2e5 paths; +1 % at 200 steps), so the margin is ~3 standard
@@ -236,7 +238,7 @@ def test_point_mass_stochastic_samplers_reproduce_marginal(name, nfe, seed):
   assert _iqr(x) == pytest.approx(_true_iqr(), rel=0.02)
 
 
-@pytest.mark.parametrize("name", ("em", "ei_sde"))
+@pytest.mark.parametrize("name", ("em", "lim_sde"))
 def test_lim_compat_reproduces_known_bias(name):
   """LIM's published score coefficient alpha (``lim_compat``) over-disperses the point-mass
   marginal: IQR about 1.19 instead of 0.79 (DESIGN.md §3.2, checked there with 3000 Euler steps

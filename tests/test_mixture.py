@@ -318,7 +318,7 @@ def test_mixture_langevin_noise_draws_jumps_with_the_mixture_weights():
   exceeds 3 times the median are the jumps (``kappa' = 3``: 9 times the roaming size). Their
   fraction must be 0.1 within 5 binomial SE (0.024) with mixture noise, and 0 with Gaussian noise.
   """
-  proc = _process()
+  proc = _process(langevin_noise="mixture")
   like = jnp.zeros((20_000, 2))
   lam = np.asarray(proc.langevin_scale(jax.random.PRNGKey(5), like)).ravel()
   assert set(np.unique(lam)) == {1.0, 9.0}

@@ -224,6 +224,12 @@ class Process(abc.ABC):
   location_scale: ClassVar[bool] = False
 
   @property
+  def has_ancestral(self) -> bool:
+    """Whether the ``ancestral`` denoiser-form step applies (:meth:`ancestral_noise` keeps the law
+    of ``n``); by default every location-scale family."""
+    return self.location_scale
+
+  @property
   def noise_stability(self) -> float:
     """The stability index of ``n`` (2 for Gaussian noise): ``a n + b z`` with independent unit
     ``n, z`` and ``a^alpha + b^alpha = 1`` is again unit noise (the ``ancestral`` sampler)."""
