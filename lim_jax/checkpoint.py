@@ -251,7 +251,8 @@ class Checkpointer:
 
   # ---- restoring -----------------------------------------------------------------------------
   def restore(self, step: int, abstract_state: Any) -> tuple[Any, dict]:
-    """Restores ``step`` into the shapes/shardings of ``abstract_state`` (``jax.ShapeDtypeStruct``s)."""
+    """Restores ``step`` into the shapes/shardings of ``abstract_state``
+    (``jax.ShapeDtypeStruct``s)."""
     out = self.manager.restore(step, args=ocp.args.Composite(
         state=ocp.args.StandardRestore(abstract_state), config=ocp.args.JsonRestore()))
     return out["state"], out["config"]

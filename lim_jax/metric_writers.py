@@ -1,5 +1,5 @@
-"""Metrics to ``workdir/metrics.jsonl`` and TensorBoard (tensorboardX: no TensorFlow), process 0 only,
-and the progress line on the console.
+"""Metrics to ``workdir/metrics.jsonl`` and TensorBoard (tensorboardX: no TensorFlow), process 0
+only, and the progress line on the console.
 
 ``metrics.jsonl`` holds one JSON object per line, ``{"step": N, name: value, ...}``.
 
@@ -13,8 +13,8 @@ and the progress line on the console.
   rows stay in memory.
 * Resume: :meth:`MetricWriter.truncate_after` drops the rows with ``step`` greater than the step the
   run resumes from (written after that checkpoint, and about to be written again) and any torn
-  line, so a resumed run continues the file without duplicate steps. Rows of ``--mode=sample``/``eval`` carry the step of
-  the checkpoint they used and stay.
+  line, so a resumed run continues the file without duplicate steps. Rows of ``--mode=sample``
+  and ``--mode=eval`` carry the step of the checkpoint they used and stay.
 
 TensorBoard events go to the workdir too: tensorboardX writes ``gs://`` event files itself (through
 ``google-cloud-storage``, installed with the ``gcs`` extra), re-uploading the event file on each

@@ -169,9 +169,10 @@ def kill_during_save(gcs: Emulator, prefix: str, min_step: int, timeout: float =
 
   Returns ``(killed, committed steps, partial steps)`` as seen at the kill.
   """
-  proc = subprocess.Popen([sys.executable, "-m", "lim_jax.main", f"--workdir=gs://{BUCKET}/{prefix}",
-                           *ARGS], cwd=ROOT, env={**os.environ, **CLI_ENV},
-                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+  proc = subprocess.Popen(
+      [sys.executable, "-m", "lim_jax.main", f"--workdir=gs://{BUCKET}/{prefix}", *ARGS],
+      cwd=ROOT, env={**os.environ, **CLI_ENV}, stdout=subprocess.DEVNULL,
+      stderr=subprocess.DEVNULL)
   t0 = time.monotonic()
   try:
     while proc.poll() is None and time.monotonic() - t0 < timeout:
