@@ -63,8 +63,9 @@ def is_transient(e: BaseException) -> bool:
     return True
   if isinstance(e, OSError) and e.errno is not None:
     return e.errno in _TRANSIENT_ERRNOS
-  if type(e).__module__.startswith("aiohttp"):  # connection-level client errors
-    return True
+  if type(e).__module__.startswith("aiohttp"):  # client errors: connection-level, or a status
+    status = getattr(e, "status", None)
+    return status is None or status in _TRANSIENT_HTTP
   return str(e).lstrip().startswith(_TRANSIENT_STATUS)
 
 
@@ -131,6 +132,7 @@ class Checkpointer:
                                          handler_registry=_handler_registry())
     self._pending: tuple[int, Any, dict] | None = None  # an asynchronous save not yet waited for
     self._failures = 0  # consecutive failed attempts (reset when a save completes)
+    self._listing_fresh = False  # whether the step list was re-read after the last failure
 
   def latest_step(self) -> int | None:
     return self.manager.latest_step()
@@ -187,7 +189,8 @@ class Checkpointer:
         return
       alive = _alive(state)
       self._failed(step, error, agreed, backoff=alive)
-      if step in self.all_steps():  # the error hit a file outside the commit (step metadata)
+      if self._listing_fresh and step in self.all_steps():
+        # The error hit a file outside the commit (the step metadata): the step is complete.
         self._warn(f"the checkpoint of step {step} was committed despite that error; kept")
         self._failures = 0
         return
@@ -218,13 +221,16 @@ class Checkpointer:
                f"{self._failures}/{self.retries + 1}" + (f", retrying in {delay:.1f} s"
                                                          if backoff else ""))
     time.sleep(delay)
-    self._reload()
+    self._listing_fresh = self._reload()
 
-  def _reload(self) -> None:
+  def _reload(self) -> bool:
+    """Re-reads the step list from storage; False (with a warning) when that fails too."""
     try:
       self.manager.reload()
+      return True
     except Exception as e:  # the storage may still be failing; the retry will tell
       self._warn(f"could not re-read {self.directory}: {storage.describe_error(e)}")
+      return False
 
   def _complete(self, failed: int) -> int | None:
     """The newest step listed on storage other than ``failed`` (None when none or unreadable)."""

@@ -35,13 +35,14 @@ from typing import Any
 import fsspec
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 from tensorboardX.proto import event_pb2
 
 from lim_jax import checkpoint as ckpt_lib
-from lim_jax import image_data, storage, train
+from lim_jax import evaluate, image_data, storage, train
 from lim_jax.metric_writers import MetricWriter
 from lim_jax.metrics import fid
 from test_checkpoint_retry import check_retry_then_stop
@@ -441,3 +442,25 @@ def test_inception_path_and_data_dir_on_gcs(gcs):
     fid.load_inception_params(f"gs://{BUCKET}/weights/missing.pth")
   with pytest.raises(FileNotFoundError, match=r"data.data_dir='gs://"):
     image_data.open_source("cifar10", "train", f"gs://{BUCKET}/tfds")
+
+
+def test_reference_feature_cache_on_gcs(gcs):
+  """Reference: the features computed directly. The first evaluation computes the reference
+  features and stores them in the bucket (one object), the second reads them back (the feature
+  function is not called again) and gets the same array bit for bit."""
+  cfg = ml_collections.ConfigDict({"data": {"dataset": "cifar10"}, "seed": 0,
+                                   "eval": {"metrics": ["fid"]}})
+  reference = np.linspace(-1.0, 1.0, 2 * 4 * 4 * 3).reshape(2, 4, 4, 3)
+  calls = []
+
+  def features(images):
+    calls.append(len(images))
+    return images.reshape(len(images), -1).astype(np.float32)
+
+  work = f"gs://{BUCKET}/evalcache"
+  first = evaluate.Context(cfg, reference, work, features).reference_features()
+  second = evaluate.Context(cfg, reference, work, features).reference_features()
+  assert calls == [2]
+  np.testing.assert_array_equal(second, first)
+  (cached,) = gcs.files("evalcache/eval")
+  assert cached.startswith("reference_cifar10_4_2_") and cached.endswith(".npz")
