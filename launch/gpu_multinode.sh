@@ -5,17 +5,23 @@
 #
 #   sbatch --nodes=4 --ntasks-per-node=1 --gpus-per-node=8 launch/gpu_multinode.sh \
 #       configs/cifar10_levy.py /shared/runs/c10 [extra lim_jax flags...]
+# WORKDIR may also be gs://BUCKET/PATH (with the gcs extra installed in VENV).
 set -euo pipefail
 
 usage() {
   cat <<'USAGE'
 usage: launch/gpu_multinode.sh CONFIG WORKDIR [extra lim_jax flags...]
 
-Submit with sbatch (one task per node) or run inside an salloc allocation. WORKDIR must be on a
-filesystem shared by all nodes. VENV (default .venv) is the environment with jax[cuda12] and lim_jax.
-Example:
+Submit with sbatch (one task per node) or run inside an salloc allocation. WORKDIR is on a
+filesystem shared by all nodes, or gs://BUCKET/PATH (then VENV needs the gcs extra,
+pip install -e '.[gcs]', and credentials: GOOGLE_APPLICATION_CREDENTIALS or
+gcloud auth application-default login). VENV (default .venv) is the environment with jax[cuda12]
+and lim_jax.
+Examples:
   sbatch --nodes=2 --ntasks-per-node=1 --gpus-per-node=8 launch/gpu_multinode.sh \
       configs/cifar10_levy.py /shared/runs/c10 --config.training.batch_size=512
+  sbatch --nodes=2 --ntasks-per-node=1 --gpus-per-node=8 launch/gpu_multinode.sh \
+      configs/cifar10_levy.py gs://bucket/runs/c10
 USAGE
 }
 

@@ -11,12 +11,16 @@ usage: launch/tpu_pod.sh NAME ZONE ACCELERATOR CONFIG WORKDIR [extra lim_jax fla
   ZONE         e.g. us-central2-b
   ACCELERATOR  e.g. v4-32 (ignored when NAME exists)
   CONFIG       config file inside the repo, e.g. configs/cifar10_levy.py
-  WORKDIR      a gs:// path or a path on a shared filesystem, the same for every worker
+  WORKDIR      gs://BUCKET/PATH (a pod has no shared disk), the same for every worker; the
+               bucket must exist and the TPU VM's service account must be able to write to it
 
+Every worker installs lim_jax with the gcs extra (gcsfs), so data.data_dir and
+eval.inception_path may be gs:// paths too. Credentials come from the VM's service account.
 Environment: REPO (git URL to clone, default: this checkout's origin), BRANCH (default main),
              RUNTIME (TPU software version, default tpu-ubuntu2204-base).
 Example:
-  launch/tpu_pod.sh lim-pod us-central2-b v4-32 configs/cifar10_levy.py gs://bucket/runs/c10
+  launch/tpu_pod.sh lim-pod us-central2-b v4-32 configs/cifar10_levy.py gs://bucket/runs/c10 \
+      --config.data.data_dir=gs://bucket/tensorflow_datasets
 USAGE
 }
 
@@ -38,7 +42,7 @@ fi
 setup="set -e; if [ ! -d lim_jax ]; then git clone --branch '$branch' '$repo' lim_jax; fi; \
 cd lim_jax && git fetch -q && git checkout -q '$branch' && git pull -q; \
 python3 -m venv .venv && . .venv/bin/activate && pip install -q -U pip && \
-pip install -q 'jax[tpu]' -e ."
+pip install -q 'jax[tpu]' -e '.[gcs]'"
 gcloud compute tpus tpu-vm ssh "$name" --zone "$zone" --worker=all --command "$setup"
 
 printf -v extra_q '%q ' "${extra[@]+"${extra[@]}"}"

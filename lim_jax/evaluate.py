@@ -26,6 +26,7 @@ from typing import Callable
 import numpy as np
 
 from lim_jax import data as data_lib
+from lim_jax import storage
 from lim_jax.metric_writers import MetricWriter, log
 from lim_jax.metrics import diversity, prdc as prdc_lib
 from lim_jax.metrics import toy as toy_metrics
@@ -92,19 +93,15 @@ class Context:
                                       default=str).encode()).hexdigest()[:8]
         path = os.path.join(self.workdir, "eval", f"reference_{d.dataset}_"
                             f"{self.reference.shape[1]}_{len(self.reference)}_{tag}.npz")
-      if path and os.path.isfile(path):
-        with np.load(path, allow_pickle=False) as npz:
-          feats = np.asarray(npz["features"])
+      if path and storage.isfile(path):
+        feats = storage.load_npz(path)["features"]
         if feats.shape[0] != len(self.reference):
           raise ValueError(f"reference feature cache {path!r} has {feats.shape[0]} rows, "
                            f"expected {len(self.reference)}; delete it to recompute")
       else:
         feats = self.feature_fn()(_to_uint8(self.reference)).astype(np.float32)
         if path:
-          os.makedirs(os.path.dirname(path), exist_ok=True)
-          tmp = path + ".tmp.npz"
-          np.savez(tmp, features=feats)
-          os.replace(tmp, path)  # atomic: an interrupted eval never leaves half a cache
+          storage.save_npz(path, features=feats)  # atomic: never half a cache
           log(f"cached the reference features in {path}")
       self._reference_features = feats
     return self._reference_features
@@ -243,11 +240,8 @@ def evaluate(config, workdir: str,
     log(f"eval step {r['step']} " + " ".join(
         f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
   writer.close()
-  out_dir = os.path.join(workdir, "eval")
-  os.makedirs(out_dir, exist_ok=True)
-  path = os.path.join(out_dir, f"step_{r['step']}.json")
-  with open(path, "w", encoding="utf-8") as f:
-    json.dump({"step": r["step"], "family": r["process"].family,
-               "dataset": config.data.dataset, "rows": rows}, f, indent=2)
+  path = os.path.join(workdir, "eval", f"step_{r['step']}.json")
+  storage.write_text(path, json.dumps({"step": r["step"], "family": r["process"].family,
+                                       "dataset": config.data.dataset, "rows": rows}, indent=2))
   log(f"wrote {path}")
   return rows

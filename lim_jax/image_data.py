@@ -54,6 +54,8 @@ from typing import Any, Callable
 
 import numpy as np
 
+from lim_jax import storage
+
 DEFAULT_LT_RATIO = 100.0
 DEFAULT_CELEBA_CROP = 140
 
@@ -119,6 +121,7 @@ def validate(data_cfg) -> None:
     raise ValueError(f"data.random_flip must be a bool, got {flip!r}")
   if not isinstance(data_cfg.get("data_dir", ""), (str, os.PathLike)):
     raise ValueError(f"data.data_dir must be a path string, got {data_cfg.get('data_dir')!r}")
+  storage.require_backend(data_cfg.get("data_dir", ""), "data.data_dir")  # gs:// needs gcsfs
   threads = data_cfg.get("num_threads", 0)
   if not (_is_int(threads) and threads >= 0):
     raise ValueError(f"data.num_threads must be an integer >= 0 (0 = automatic), got {threads!r}")
@@ -177,7 +180,10 @@ def _missing_dataset_error(name: str, data_dir: str, reason: Exception) -> FileN
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
   root = data_dir or tfds.core.constants.DATA_DIR
   where = f"data.data_dir={data_dir!r}" if data_dir else f"the tfds default directory {root}"
-  found = os.path.isdir(os.path.join(root, name))
+  try:  # a local path or gs:// (tfds reads both through etils.epath)
+    found = storage.as_path(os.path.join(root, name)).is_dir()
+  except Exception:  # the storage itself is unreachable: report the tfds error below
+    found = False
   what = (f"the copy under {os.path.join(root, name)} cannot be read at random access (it must be "
           f"prepared with --file_format=array_record)" if found else "it is not there")
   first_line = str(reason).strip().splitlines()[0] if str(reason).strip() else type(reason).__name__

@@ -8,6 +8,7 @@ data, uint8 ``(n, H, W, C)`` for images; plus the sampler name and NFE), ``sampl
 
 from __future__ import annotations
 
+import io
 import os
 from typing import Any
 
@@ -15,7 +16,7 @@ import jax
 import numpy as np
 
 from lim_jax import checkpoint as ckpt_lib
-from lim_jax import config_lib, models, parallel, samplers
+from lim_jax import config_lib, models, parallel, samplers, storage
 from lim_jax import data as data_lib
 from lim_jax.metric_writers import MetricWriter, log
 from lim_jax.metrics import toy as toy_metrics
@@ -84,8 +85,10 @@ def scatter_plot(path: str, samples: np.ndarray, reference: np.ndarray, title: s
   ax.set_title(f"{title}\n{100 * outside:.1f}% of samples outside the axes", fontsize=9)
   ax.legend(loc="upper right", markerscale=4, fontsize=8)
   fig.tight_layout()
-  fig.savefig(path)
+  buf = io.BytesIO()
+  fig.savefig(buf, format="png")
   plt.close(fig)
+  storage.write_bytes(path, buf.getvalue())
 
 
 def to_uint8(images: np.ndarray) -> np.ndarray:
@@ -105,7 +108,9 @@ def image_grid(path: str, images: np.ndarray, max_images: int = 64) -> None:
   for i, img in enumerate(images):
     r, q = divmod(i, cols)
     grid[2 + r * (h + 2):2 + r * (h + 2) + h, 2 + q * (w + 2):2 + q * (w + 2) + w] = img
-  Image.fromarray(grid[..., 0] if c == 1 else grid).save(path)
+  buf = io.BytesIO()
+  Image.fromarray(grid[..., 0] if c == 1 else grid).save(buf, format="PNG")
+  storage.write_bytes(path, buf.getvalue())
 
 
 def sample_and_write(config, workdir: str, process, apply_fn, params, step: int,
@@ -121,12 +126,11 @@ def sample_and_write(config, workdir: str, process, apply_fn, params, step: int,
         samples[finite], reference, seed=config.seed)
   if jax.process_index() == 0:
     out_dir = os.path.join(workdir, "samples")
-    os.makedirs(out_dir, exist_ok=True)
     labels = sample_labels(config, len(samples))
-    np.savez(os.path.join(out_dir, f"step_{step}.npz"),
-             samples=to_uint8(samples) if is_image else samples,
-             sampler=config.sampling.sampler, nfe=nfe,
-             **({} if labels is None else {"labels": labels}))
+    storage.save_npz(os.path.join(out_dir, f"step_{step}.npz"),
+                     samples=to_uint8(samples) if is_image else samples,
+                     sampler=config.sampling.sampler, nfe=nfe,
+                     **({} if labels is None else {"labels": labels}))
     if is_image:
       image_grid(os.path.join(out_dir, f"step_{step}.png"), to_uint8(samples))
     elif samples.ndim == 2 and samples.shape[1] == 2:

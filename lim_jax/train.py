@@ -10,7 +10,6 @@ state donated, and runs ``training.steps_per_call`` optimisation steps per dispa
 from __future__ import annotations
 
 import os
-import tempfile
 import time
 from typing import Any
 
@@ -21,7 +20,7 @@ import numpy as np
 import optax
 
 from lim_jax import checkpoint as ckpt_lib
-from lim_jax import config_lib, losses, models, parallel
+from lim_jax import config_lib, losses, models, parallel, storage
 from lim_jax import data as data_lib
 from lim_jax.metric_writers import MetricWriter, Progress, format_eta, log
 
@@ -173,18 +172,15 @@ def make_jit_train_step(config, process, apply_fn, tx: optax.GradientTransformat
 
 
 def prepare_workdir(workdir: str) -> None:
-  """Creates ``workdir`` and proves it writable (a probe file) before anything compiles.
+  """Creates ``workdir`` (a local path or ``gs://``) and proves it writable (a probe file) before
+  anything compiles.
 
   Raises:
     ValueError: naming ``--workdir`` when it cannot be created or written (a path under a file,
-      no permission, read-only file system).
+      no permission, read-only file system; for ``gs://``: no ``gcs`` extra, missing bucket,
+      missing credentials, unreachable storage).
   """
-  try:
-    os.makedirs(workdir, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=workdir, prefix=".write_probe_"):
-      pass
-  except OSError as e:
-    raise ValueError(f"--workdir {workdir!r} is not a writable directory: {e}") from e
+  storage.probe_writable(workdir, "--workdir")
 
 
 def _accumulate(window: dict | None, metrics: dict) -> dict:
@@ -233,8 +229,7 @@ def train_and_evaluate(config, workdir: str) -> TrainState:
   mesh = parallel.make_mesh()
   prepare_workdir(workdir)
   if jax.process_index() == 0:
-    with open(os.path.join(workdir, "config.json"), "w", encoding="utf-8") as f:
-      f.write(config_lib.to_json(config))
+    storage.write_text(os.path.join(workdir, "config.json"), config_lib.to_json(config))
   writer = MetricWriter(workdir)
   log(f"lim_jax: {process.describe()}")
   log(f"devices: {jax.device_count()} ({jax.devices()[0].platform}) over "
@@ -265,6 +260,7 @@ def train_and_evaluate(config, workdir: str) -> TrainState:
     state, latest = restored
     log(f"Resuming from checkpoint at step {latest} in {ckpt.directory}")
   start = int(state.step)
+  writer.truncate_after(start)  # rows logged after that checkpoint are written again
 
   # ---- train step ----------------------------------------------------------------------------
   conditional = models.num_classes(config.model) > 0
@@ -317,6 +313,7 @@ def train_and_evaluate(config, workdir: str) -> TrainState:
           + f"{rate:.1f} steps/s  ETA {format_eta((tr.num_steps - step) / max(rate, 1e-9))}"
           + (f"  (skipped non-finite: {total_bad})" if total_bad else ""))
     if step % tr.checkpoint_every == 0 or step == tr.num_steps:
+      writer.flush(strict=False)  # the rows up to a checkpoint are stored before it exists
       ckpt.save(step, state, config.to_dict())
     if tr.sample_every and step % tr.sample_every == 0 and step != tr.num_steps:
       sample_lib.sample_and_write(config, workdir, process, apply_fn, state.ema_params, step,

@@ -33,7 +33,7 @@ def params(npz):
   return [npz[k] for k in sorted((k for k in npz.files if k.startswith("p")), key=lambda k: int(k[1:]))]
 
 
-def test_two_processes_match_one_process(tmp_path):
+def check_two_processes_match_one(two_dir, one_dir, tmp_path):
   """Reference: a single process with 4 devices and the same global batch.
 
   * both processes end with identical parameters (bitwise), equal to the single-process run within
@@ -42,13 +42,19 @@ def test_two_processes_match_one_process(tmp_path):
     20 sampler steps amplify the 1e-7 parameter differences);
   * the checkpoint written by the 2-process run restores in a 1-process run and gives its samples.
   """
-  two = launch(2, 2, tmp_path / "two", tmp_path / "two_")
-  one = launch(1, 4, tmp_path / "one", tmp_path / "one_")[0]
+  two = launch(2, 2, two_dir, tmp_path / "two_")
+  one = launch(1, 4, one_dir, tmp_path / "one_")[0]
   assert int(two[0]["devices"]) == 4 and int(one["devices"]) == 4
   for a, b, c in zip(params(two[0]), params(two[1]), params(one)):
     np.testing.assert_array_equal(a, b)
     np.testing.assert_allclose(a, c, rtol=1e-6, atol=1e-6)
   np.testing.assert_array_equal(two[0]["samples"], two[1]["samples"])
   np.testing.assert_allclose(two[0]["samples"], one["samples"], rtol=1e-4, atol=1e-4)
-  restored = launch(1, 4, tmp_path / "two", tmp_path / "restored_")[0]
+  restored = launch(1, 4, two_dir, tmp_path / "restored_")[0]
   np.testing.assert_allclose(restored["samples"], two[0]["samples"], rtol=1e-4, atol=1e-4)
+
+
+def test_two_processes_match_one_process(tmp_path):
+  """:func:`check_two_processes_match_one` with local workdirs (tests/test_gcs.py runs it with the
+  shared workdir on a Cloud Storage emulator)."""
+  check_two_processes_match_one(tmp_path / "two", tmp_path / "one", tmp_path)

@@ -49,6 +49,7 @@ import ml_dtypes
 import numpy as np
 import scipy.linalg
 
+from lim_jax import storage
 from lim_jax.metrics import inception as inception_lib
 
 WEIGHTS_URL = ("https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/"
@@ -321,13 +322,15 @@ def _torch_state_dict_from_bytes(raw: bytes, path: str) -> dict[str, np.ndarray]
 
 
 def _read_bytes(path: str) -> bytes:
-  if not path or not os.path.isfile(path):
+  """The file at ``path``: a local path or ``gs://`` (through :mod:`lim_jax.storage`)."""
+  if path:
+    storage.require_backend(path, _FIELD)
+  if not path or not storage.isfile(path):
     raise FileNotFoundError(
         f"{_FIELD} = {path!r}: no such file. FID needs the Inception weights of pytorch-fid: "
         f"download {WEIGHTS_URL} (or an .npz written by lim_jax.metrics.fid.save_npz) and set "
         f"{_FIELD} to its path")
-  with open(path, "rb") as f:
-    return f.read()
+  return storage.read_bytes(path)
 
 
 # ----------------------------------------------------------------------------------------------
