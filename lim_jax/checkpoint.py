@@ -56,7 +56,9 @@ class Checkpointer:
   def _reporting(self, step: int | None):
     try:
       yield
-    except OSError as e:
+    except (OSError, ValueError) as e:
+      if isinstance(e, ValueError) and not _is_storage_error(e):
+        raise
       failed = self._in_flight if self._in_flight is not None else step
       self._in_flight = None
       complete = [s for s in self.manager.all_steps() if s != failed]
@@ -144,10 +146,18 @@ class Checkpointer:
     try:
       self.wait()
     except CheckpointSaveError:
-      with contextlib.suppress(OSError):  # the same failure again; the first one is reported
+      with contextlib.suppress(OSError, ValueError):  # the same failure again, reported once
         self.manager.close()
       raise
     self.manager.close()
+
+
+def _is_storage_error(error: ValueError) -> bool:
+  """TensorStore (Orbax's array writer) reports a failed write, e.g. a full disk, as a ValueError
+  carrying the status code and ``[os_error_code=...]``."""
+  text = str(error)
+  return "os_error_code" in text or text.startswith(("RESOURCE_EXHAUSTED", "PERMISSION_DENIED",
+                                                     "UNAVAILABLE", "DATA_LOSS"))
 
 
 # Config sections that define the shapes and meaning of the saved state.
