@@ -10,8 +10,8 @@ read through the real tensorflow-datasets code (``tfds.data_source``), never ``m
 
 Reference for every row: the contract of the command line (exit 0 success, 2 user error with one
 line ``lim_jax: error: <field> ...`` on stderr, 1 otherwise, no Python traceback) and, for user
-errors, that nothing was compiled (``JAX_LOG_COMPILES`` logs every XLA compilation: no model
-``create`` and no ``train_steps``).
+errors, that the model was not compiled (``JAX_LOG_COMPILES`` logs every XLA compilation: no
+``create`` of the train state and no ``train_steps``).
 """
 
 from __future__ import annotations
@@ -131,8 +131,8 @@ class Case:
 
   Attributes:
     name: the row id (also the README row's first cell, in backticks).
-    args: the arguments after ``python -m lim_jax.main``; ``{tfds}`` is the row's tfds directory,
-      ``{work}`` a directory of the test.
+    args: the arguments after ``python -m lim_jax.main``; ``{work}`` is a directory of the test
+      (outside the clone).
     rc: the exit code.
     line: a regex the last line of stderr (of stdout for ``--help``) must match.
     tfds: the layout of ``TFDS_DATA_DIR`` (see :func:`_layout`).
@@ -224,7 +224,7 @@ def _command(case: Case, work: pathlib.Path) -> list[str]:
   return ["unshare", "-rm", "sh", "-c", script, "sh", *cmd]
 
 
-def _run(case: Case, tmp_path: pathlib.Path, good: pathlib.Path):
+def _run(case: Case, tmp_path: pathlib.Path, good: pathlib.Path, cmd: list[str] | None = None):
   cwd = tmp_path / "clone"  # what a clone offers the command: configs/ and nothing run yet
   cwd.mkdir()
   (cwd / "configs").symlink_to(ROOT / "configs")
@@ -236,7 +236,7 @@ def _run(case: Case, tmp_path: pathlib.Path, good: pathlib.Path):
              JAX_COMPILATION_CACHE_DIR=str(tmp_path / "jax_cache"),
              JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
              JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="-1")
-  cmd = _command(case, tmp_path / "work")
+  cmd = cmd or _command(case, tmp_path / "work")
   runs = [subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
           for _ in range(2 if case.rerun else 1)]
   return cwd, runs
@@ -273,6 +273,27 @@ def test_first_run_case(case: Case, tmp_path, tiny_cifar10):
     assert "Resuming from checkpoint at step 1" in again.stderr
     assert "Training already complete at step 1" in again.stderr
     assert (cwd / "runs" / "toy_levy" / "checkpoints" / "1").is_dir()
+
+
+@pytest.mark.slow
+def test_disk_full_at_the_first_checkpoint_is_one_line_and_exit_1(tmp_path, tiny_cifar10):
+  """A real 40 KiB tmpfs holds the config and the first metrics but not the checkpoint: TensorStore
+  reports the failed write as a ValueError (RESOURCE_EXHAUSTED), which must still end the run
+  with exit 1 and the checkpoint line (Orbax logs its own errors before it; slow: it trains)."""
+  if not _unshare_works():
+    pytest.skip("needs `unshare -rm` (a user mount namespace) for a real full tmpfs")
+  case = Case("full_at_checkpoint", ("--config=configs/toy_levy.py", "--workdir={work}/run",
+                                     *TINY), 1, "")
+  work = tmp_path / "work"
+  work.mkdir()
+  script = f'mount -t tmpfs -o size=40k tmpfs "{work}" && exec "$@"'
+  cmd = ["unshare", "-rm", "sh", "-c", script, "sh", *_command(case, work)]
+  _, (r,) = _run(case, tmp_path, tiny_cifar10, cmd=cmd)
+  assert r.returncode == 1, r.stderr[-3000:]
+  last = r.stderr.strip().splitlines()[-1]
+  assert re.search(r"^lim_jax: training stopped: saving the checkpoint of step 1 to \S+ failed: "
+                   r"RESOURCE_EXHAUSTED: .*No space left on device.* The last complete checkpoint "
+                   r"is none; free space", last), last
 
 
 def test_readme_table_lists_every_case():
