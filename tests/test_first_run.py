@@ -32,6 +32,7 @@ import pytest
 import tensorflow_datasets as tfds
 from PIL import Image
 
+from lim_jax import checkpoint as ckpt_lib
 from lim_jax import config_lib, image_data, main, train
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -294,6 +295,23 @@ def test_disk_full_at_the_first_checkpoint_is_one_line_and_exit_1(tmp_path, tiny
   assert re.search(r"^lim_jax: training stopped: saving the checkpoint of step 1 to \S+ failed: "
                    r"RESOURCE_EXHAUSTED: .*No space left on device.* The last complete checkpoint "
                    r"is none; free space", last), last
+
+
+def test_tensorstore_write_failures_are_checkpoint_save_errors(tmp_path, monkeypatch):
+  """Reference: the ValueError TensorStore raised on the full tmpfs of the slow test above (status
+  code and ``os_error_code``) becomes :class:`CheckpointSaveError` (exit 1); any other ValueError
+  out of Orbax stays a ValueError."""
+  full = ("RESOURCE_EXHAUSTED: Error writing local file \"x/_sharding\": Failed to write 13922 "
+          "bytes to file 7: No space left on device [os_error_code='28']")
+  ckpt = ckpt_lib.Checkpointer(str(tmp_path), keep=1, async_save=False)
+  for message, raised in ((full, ckpt_lib.CheckpointSaveError), ("bad argument", ValueError)):
+    def failing_save(*args, message=message, **kwargs):
+      raise ValueError(message)
+    monkeypatch.setattr(ckpt.manager, "save", failing_save)
+    with pytest.raises(raised, match="step 3 .*No space left" if raised is not ValueError
+                       else "bad argument"):
+      ckpt.save(3, {"w": np.zeros(2, np.float32)}, {})
+  ckpt.manager.close()
 
 
 def test_readme_table_lists_every_case():
