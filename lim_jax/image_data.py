@@ -184,9 +184,10 @@ _BUILD_HINT = (
     "Prepare it on a machine with network access (tensorflow and tensorflow-datasets installed "
     "there): `tfds build {name} --file_format=array_record --data_dir=DIR`, copy DIR to this "
     "machine and pass --config.data.data_dir=DIR (or set TFDS_DATA_DIR=DIR).")
-# tfds exceptions for a dataset it cannot open (KeyError: no splits; ValueError / ParseError from
-# json_format, an Exception subclass: a file format clash or a broken dataset_info.json;
-# NotImplementedError: a format without random access; RuntimeError / OSError: array_record files).
+# What tfds 4.9 raises for a copy it cannot open or read: KeyError (no splits: nothing prepared),
+# ValueError (a file format clash), json_format.ParseError (a broken dataset_info.json, caught
+# separately), NotImplementedError (a format without random access), RuntimeError / OSError (a
+# missing or damaged array_record shard, at the first read).
 _TFDS_OPEN_ERRORS = (KeyError, ValueError, NotImplementedError, RuntimeError, OSError,
                      AssertionError, IndexError)
 
