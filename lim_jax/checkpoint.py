@@ -66,7 +66,10 @@ def is_transient(e: BaseException) -> bool:
   if type(e).__module__.startswith("aiohttp"):  # client errors: connection-level, or a status
     status = getattr(e, "status", None)
     return status is None or status in _TRANSIENT_HTTP
-  return str(e).lstrip().startswith(_TRANSIENT_STATUS)
+  text = str(e)
+  if f"os_error_code={errno.ENOSPC}" in text or f"os_error_code={errno.EDQUOT}" in text:
+    return False  # a full local disk (TensorStore says RESOURCE_EXHAUSTED) does not heal itself
+  return text.lstrip().startswith(_TRANSIENT_STATUS)
 
 
 def _outcome(e: BaseException | None) -> int:
@@ -76,7 +79,14 @@ def _outcome(e: BaseException | None) -> int:
 
 
 def _is_storage_error(e: BaseException) -> bool:
-  return isinstance(e, OSError) or is_transient(e)
+  """OSErrors, transient errors, and TensorStore's (Orbax's array writer) failed writes, which are
+  ValueErrors carrying a status code and, for local files, ``[os_error_code=...]`` (a full disk is
+  ``RESOURCE_EXHAUSTED ... [os_error_code=28]``)."""
+  if isinstance(e, OSError) or is_transient(e):
+    return True
+  text = str(e)
+  return isinstance(e, ValueError) and ("os_error_code" in text or text.lstrip().startswith(
+      ("PERMISSION_DENIED", "DATA_LOSS", "NOT_FOUND")))
 
 
 def _agree(code: int) -> int:

@@ -26,7 +26,7 @@ from typing import Callable
 import numpy as np
 
 from lim_jax import data as data_lib
-from lim_jax import storage
+from lim_jax import image_data, storage
 from lim_jax.metric_writers import MetricWriter, log
 from lim_jax.metrics import diversity, prdc as prdc_lib
 from lim_jax.metrics import toy as toy_metrics
@@ -214,6 +214,10 @@ def evaluate(config, workdir: str,
       (``eval.inception_path``), before any sampling.
   """
   from lim_jax import sample as sample_lib  # pylint: disable=g-import-not-at-top
+  if image_data.is_image_dataset(config.data.dataset) and feature_fn is None:
+    probe = Context(config, np.zeros((0,)))
+    if probe.needs_features():  # a missing Inception file fails first, before data and checkpoint
+      feature_fn = probe.feature_fn()
   r = sample_lib.restore_for_inference(config, workdir)
   is_image = len(r["data"].data_shape) == 3
   validate_metrics(config.eval, is_image)

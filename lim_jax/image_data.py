@@ -38,14 +38,20 @@ Datasets (``data.dataset``), sizes (``data.image_size``; 0 = the default in brac
 * ``celeb_a``: 218x178x3 JPEG, center crop ``data.crop_size`` (140, as in DDPM / score_sde) then a
   PIL bicubic (antialiased) resize to ``image_size`` in (32, 64 [default], 128).
 
-A dataset that is not prepared gives one :class:`FileNotFoundError` that says how to prepare it
-(``tfds build NAME --file_format=array_record`` on a machine with network, then ``data.data_dir``).
+A dataset that cannot be read (the tfds directory empty or absent, a version folder without
+``dataset_info.json``, another version, a tfrecord copy, missing or damaged shards) gives one
+:class:`FileNotFoundError` when :class:`ImageData` is built, before any model: it says what is
+wrong and how to prepare the set (``tfds build NAME --file_format=array_record`` on a machine with
+network, then ``data.data_dir``).
 """
 
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import dataclasses
+import json
+import logging
 import math
 import numbers
 import os
@@ -53,6 +59,7 @@ import threading
 from typing import Any, Callable
 
 import numpy as np
+from google.protobuf import json_format
 
 from lim_jax import storage
 
@@ -175,40 +182,141 @@ def long_tail_indices(labels: np.ndarray, ratio: float, seed: int) -> np.ndarray
   return np.sort(np.concatenate(chosen)).astype(np.int64)
 
 
-def _missing_dataset_error(name: str, data_dir: str, reason: Exception) -> FileNotFoundError:
-  """One readable error for a dataset that is absent, or prepared in a format we cannot read."""
+_BUILD_HINT = (
+    "Prepare it on a machine with network access (tensorflow and tensorflow-datasets installed "
+    "there): `tfds build {name} --file_format=array_record --data_dir=DIR`, copy DIR to this "
+    "machine and pass --config.data.data_dir=DIR (or set TFDS_DATA_DIR=DIR).")
+# What tfds 4.9 raises for a copy it cannot open or read: KeyError (no splits: nothing prepared),
+# ValueError (a file format clash), json_format.ParseError (a broken dataset_info.json, caught
+# separately), NotImplementedError (a format without random access), RuntimeError / OSError (a
+# missing or damaged array_record shard, at the first read).
+_TFDS_OPEN_ERRORS = (KeyError, ValueError, NotImplementedError, RuntimeError, OSError,
+                     AssertionError, IndexError)
+
+
+def _first_line(error: BaseException) -> str:
+  text = str(error).strip()
+  return f"{type(error).__name__}: {text.splitlines()[0] if text else ''}".rstrip(": ")
+
+
+def _default_data_dir() -> str:
+  """The directory tfds reads when ``data_dir`` is None: ``$TFDS_DATA_DIR`` or
+  ``~/tensorflow_datasets``, as fixed when tensorflow_datasets was imported."""
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
-  root = data_dir or tfds.core.constants.DATA_DIR
-  where = f"data.data_dir={data_dir!r}" if data_dir else f"the tfds default directory {root}"
+  return os.path.expanduser(str(tfds.core.constants.DATA_DIR))
+
+
+def diagnose(name: str, root: str) -> str:
+  """What is wrong with the copy of tfds dataset ``name`` under ``root`` ('' = nothing seen).
+
+  Reads the folders the way tfds lays them out, ``root/name/VERSION/{dataset_info.json, shards}``
+  with ``VERSION`` the one this tensorflow-datasets' builder reads; it only explains a failure,
+  tfds decides whether the copy opens.
+  """
   try:  # a local path or gs:// (tfds reads both through etils.epath)
-    found = storage.as_path(os.path.join(root, name)).is_dir()
-  except Exception:  # the storage itself is unreachable: report the tfds error below
-    found = False
-  what = (f"the copy under {os.path.join(root, name)} cannot be read at random access (it must be "
-          f"prepared with --file_format=array_record)" if found else "it is not there")
-  first_line = str(reason).strip().splitlines()[0] if str(reason).strip() else type(reason).__name__
-  return FileNotFoundError(
-      f"data.dataset: tfds dataset {name!r} was looked for in {where}, but {what}. Prepare it on a "
-      f"machine with network access (tensorflow and tensorflow-datasets installed there): "
-      f"`tfds build {name} --file_format=array_record --data_dir=DIR`, copy DIR to this machine and "
-      f"set --config.data.data_dir=DIR. (tfds: {first_line})")
+    return _diagnose(name, root)
+  except Exception:  # the storage itself is unreachable: the caller reports tfds's own error
+    return ""
+
+
+def _diagnose(name: str, root: str) -> str:
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  version = str(tfds.builder_cls(name).VERSION)
+  base = storage.as_path(root)
+  dataset_dir = base / name
+  variant = dataset_dir / version
+  if not base.is_dir():
+    return f"{root} does not exist"
+  if not dataset_dir.is_dir():
+    return f"it is not there ({root} has no {name}/ folder)"
+  if not variant.is_dir():
+    found = sorted(p.name for p in dataset_dir.iterdir() if p.is_dir())
+    return (f"{dataset_dir} has no {version}/ folder, the version this tensorflow-datasets reads "
+            f"(found: {', '.join(found) or 'nothing'})")
+  info_path = variant / "dataset_info.json"
+  if not info_path.exists():
+    return (f"the folder {variant} has no dataset_info.json (an unfinished build or an incomplete "
+            "copy)")
+  try:
+    info = json.loads(info_path.read_text())
+  except (OSError, ValueError) as e:
+    return f"{info_path} cannot be read ({_first_line(e)})"
+  formats = {info.get("fileFormat", "tfrecord"), *info.get("alternativeFileFormats", ())}
+  if "array_record" not in formats:
+    return (f"the copy in {variant} is in {'/'.join(sorted(formats))} format, which cannot be read "
+            "at random access (it must be prepared with --file_format=array_record)")
+  if "train" not in [split.get("name") for split in info.get("splits", ())]:
+    return f"{info_path} lists no train split"
+  return ""
+
+
+def missing_dataset_error(name: str, data_dir: str, what: str) -> FileNotFoundError:
+  """The one-line error for tfds dataset ``name`` that cannot be read (``what`` says why)."""
+  root = data_dir or _default_data_dir()
+  where = (f"data.data_dir={data_dir!r}" if data_dir else
+           f"the tfds default directory {root} (TFDS_DATA_DIR, else ~/tensorflow_datasets)")
+  return FileNotFoundError(f"data.dataset: tfds dataset {name!r} cannot be read from {where}: "
+                           f"{what}. " + _BUILD_HINT.format(name=name))
+
+
+class _MuteTfdsWarnings(logging.Filter):
+  """Drops tfds's own warnings while a dataset is opened: each thing they report (a variant folder
+  without dataset_info.json, another version found) is restated in the one-line error."""
+
+  def filter(self, record: logging.LogRecord) -> bool:
+    return record.levelno >= logging.ERROR or "tensorflow_datasets" not in record.pathname
+
+
+@contextlib.contextmanager
+def _tfds_warnings_muted():
+  logger, muted = logging.getLogger("absl"), _MuteTfdsWarnings()
+  logger.addFilter(muted)
+  try:
+    yield
+  finally:
+    logger.removeFilter(muted)
+
+
+def _probe(source) -> None:
+  """Reads the first example of every shard and the last example of a freshly opened split, so a
+  missing or damaged array_record file fails here rather than in a reader thread mid-training."""
+  n = len(source)
+  splits = getattr(getattr(source, "dataset_info", None), "splits", {})
+  lengths = list(splits["train"].shard_lengths) if "train" in splits else []
+  starts = np.cumsum([0] + lengths[:-1]) if lengths else np.zeros(1, np.int64)
+  for i in sorted({int(s) for s in starts if s < n} | ({n - 1} if n else set())):
+    _ = source[i]
 
 
 def open_source(name: str, split: Any, data_dir: str = ""):
-  """``tfds.data_source(name, split=split)`` with no download; a missing dataset is a clear error.
+  """``tfds.data_source(name, split=split)`` with no download; a dataset that is absent or cannot
+  be read (no folder, no ``dataset_info.json``, another version, tfrecord instead of array_record,
+  missing or damaged shards) is one :class:`FileNotFoundError` saying why and how to prepare it.
 
   Returns:
     A random-access source whose items are decoded example dicts (``image`` uint8 ``(H, W, C)``,
     ``label``).
 
   Raises:
-    FileNotFoundError: the dataset is not prepared (array_record) under ``data_dir``.
+    FileNotFoundError: the dataset cannot be read from ``data_dir`` (or tfds's default directory).
   """
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
-  try:
-    return tfds.data_source(name, split=split, data_dir=data_dir or None, download=False)
-  except (NotImplementedError, FileNotFoundError, AssertionError, OSError, ValueError) as e:
-    raise _missing_dataset_error(name, data_dir, e) from None
+  root = data_dir or _default_data_dir()
+  with _tfds_warnings_muted():
+    try:
+      source = tfds.data_source(name, split=split, data_dir=data_dir or None, download=False)
+    except (*_TFDS_OPEN_ERRORS, json_format.ParseError) as e:
+      raise missing_dataset_error(name, data_dir, diagnose(name, root) or
+                                  f"tfds cannot open it ({_first_line(e)})") from None
+    if split == "train":
+      try:
+        _probe(source)
+      except _TFDS_OPEN_ERRORS as e:
+        what = diagnose(name, root) or (
+            f"the copy in {os.path.join(root, name)} cannot be read ({_first_line(e)}; an "
+            "incomplete or damaged copy)")
+        raise missing_dataset_error(name, data_dir, what) from None
+  return source
 
 
 def _center_crop(image: np.ndarray, size: int) -> np.ndarray:

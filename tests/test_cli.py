@@ -74,7 +74,7 @@ def test_user_errors_exit_2_with_one_line(tmp_path):
       (["--config=configs/toy_gaussian.py", f"--workdir={tmp_path}",
         "--config.training.batch_size=3"], "training.batch_size"),
       (["--config=configs/nope.py", f"--workdir={tmp_path}"], "nope.py"),
-      (["--config=configs/toy_gaussian.py"], "--workdir"),
+      (["--config=configs/toy_gaussian.py", "--workdir="], "--workdir is empty"),
       (["--config=configs/toy_gaussian.py", f"--workdir={tmp_path}", "--mode=fly"], "mode"),
       (["--config=configs/toy_gaussian.py", f"--workdir={tmp_path / 'empty'}", "--mode=sample"],
        "no checkpoint"),
