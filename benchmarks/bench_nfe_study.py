@@ -61,6 +61,10 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 DATASETS = ("sas", "grid_imbalanced", "moons")
 FAMILIES = ("gaussian", "levy", "jump", "fbm", "mixture")
 SAMPLERS = {"ode": "ei_ode", "sde": "ei_sde"}
+# --samplers=exact: every exact / denoiser-form sampler a family has (plus its own PF-ODE Heun).
+EXACT = ("ddim", "edm_heun", "dpmpp_2m", "ancestral", "ei_ode", "ei_sde", "dlpm", "heun")
+DETERMINISTIC = frozenset({"euler", "heun", "ei_ode", "ddim", "edm_heun", "dpmpp_2m", "dlim",
+                           "lim_ode", "ei_ode_v"})
 PRESETS = {
     "tiny": dict(steps=20, seeds="0", nfe="10", num_samples=256),
     "default": dict(steps=800, seeds="0,1", nfe="10,20,50,100,200", num_samples=1500),
@@ -150,7 +154,8 @@ def run_study(args, on_progress=None) -> tuple[list[dict], float]:
                                                       process.num_outputs))
         reference = data.reference(args.num_samples, salt=7)
         t_train = time.perf_counter() - t0
-        for kind, name in SAMPLERS.items():
+        for name in sampler_names(args.samplers, process):
+          kind = "ode" if name in DETERMINISTIC else "sde"
           for nfe in nfes:
             ck = (dataset, family, name, nfe)
             if ck not in cache:
@@ -166,6 +171,17 @@ def run_study(args, on_progress=None) -> tuple[list[dict], float]:
         if on_progress is not None:
           on_progress(rows)
   return rows, time.perf_counter() - t_start
+
+
+def sampler_names(spec: str, process) -> list[str]:
+  """``--samplers``: a comma list, ``exact`` (:data:`EXACT`) or ``all``, kept where the family
+  has the sampler."""
+  from lim_jax import samplers  # pylint: disable=g-import-not-at-top
+  have = samplers.available(process)
+  if spec == "all":
+    return list(have)
+  wanted = EXACT if spec == "exact" else spec.split(",")
+  return [n for n in wanted if n in have]
 
 
 def aggregate(rows: list[dict]) -> dict:
@@ -213,8 +229,9 @@ def plot(agg: dict, dataset: str, paths: list[str], title: str) -> None:
   for ax, m in zip(np.atleast_1d(axes), metrics):
     for family in FAMILIES:
       for kind, style in (("ode", "-"), ("sde", "--")):
-        ks = sorted((k for k in agg if k[0] == dataset and k[1] == family and k[2] == kind),
-                    key=lambda k: k[4])
+        name = SAMPLERS[kind]
+        ks = sorted((k for k in agg if k[0] == dataset and k[1] == family and k[2] == kind
+                     and k[3] == name), key=lambda k: k[4])
         if not ks:
           continue
         x = [k[4] for k in ks]
@@ -240,6 +257,9 @@ def main() -> None:
   p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   p.add_argument("--datasets", default=",".join(DATASETS))
   p.add_argument("--families", default=",".join(FAMILIES))
+  p.add_argument("--samplers", default="ei_ode,ei_sde",
+                 help="comma list, 'exact' (every exact/denoiser-form sampler) or 'all'; the plots "
+                      "show ei_ode and ei_sde")
   p.add_argument("--design", default="shared", choices=("shared", "paper"),
                  help="the configs' shared design space, or the papers' own designs")
   size = p.add_mutually_exclusive_group()
@@ -279,8 +299,8 @@ def main() -> None:
     done = "" if seconds is not None else " PARTIAL (run still going or stopped)"
     header = (f"NFE study{done} ({args.design} design): {args.steps} training steps, "
               f"seeds {args.seeds}, "
-              f"{args.num_samples} samples per point, ODE = {SAMPLERS['ode']}, "
-              f"SDE = {SAMPLERS['sde']}; mean ± std over seeds"
+              f"{args.num_samples} samples per point, samplers {args.samplers}; "
+              f"mean ± std over seeds"
               + (f"; {seconds / 60:.1f} min wall, {cpu_min:.1f} min CPU (user+sys)"
                  if seconds is not None else "") + f" on {machine}.")
     md = markdown(aggregate(rows), header)

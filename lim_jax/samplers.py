@@ -149,12 +149,14 @@ def make_sampler(process: Process, apply_fn, sampler: str, nfe: int, *, snr: flo
     if sampler == "ddim":
       return move(state, t_next, d + ratio * (y - d)), prev
     if sampler == "edm_heun":
-      h = bcast(r_s - r_t, y)
-      slope = (y - d) / bcast(r_t, y)
-      guess = y + h * slope
+      # Heun on dy/dr = n(y, r) = (y - D)/r, written as y_s = D + r_s n1 + (r_s - r_t)(n2 - n1)/2
+      # (the same update as y + (r_s - r_t)(n1 + n2)/2, without cancelling y against D when
+      # r_s << r_t).
+      n1 = (y - d) / bcast(r_t, y)
+      guess = d + bcast(r_s, y) * n1
       _, d2 = denoised(params, move(state, t_next, guess), t_next)
-      slope2 = (guess - d2) / bcast(r_s, y)
-      return move(state, t_next, y + 0.5 * h * (slope + slope2)), prev
+      n2 = (guess - d2) / bcast(r_s, y)
+      return move(state, t_next, guess + bcast(0.5 * (r_s - r_t), y) * (n2 - n1)), prev
     if sampler == "ancestral":
       n_hat = (y - d) / bcast(r_t, y)
       alpha = process.noise_stability

@@ -14,7 +14,8 @@ Reverse steps from ``s = t_cur`` to ``t = t_next`` (``h = s - t > 0``):
 * ``ei_sde``: the exact Gaussian posterior ``q(x_t | x_s, x0 = x0_hat)`` (DDPM ancestral step, Ho et
   al. 2020 eq. 7): with ``a = m_s/m_t``, ``r^2 = s_s^2 - a^2 s_t^2``,
   ``mean = (a s_t^2/s_s^2) x_s + (m_t r^2/s_s^2) x0_hat``, ``var = s_t^2 r^2 / s_s^2``.
-* corrector: Langevin with the signal-to-noise step rule of score SDE Alg. 4 (VE) / 5 (VP).
+* corrector: Langevin with the signal-to-noise step rule of score SDE Alg. 4 (written for VE; used
+  on both paths, without Alg. 5's VP factor ``alpha_i = 1 - beta_i``, which is ~1 at fine steps).
 """
 
 from __future__ import annotations

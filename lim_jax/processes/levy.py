@@ -56,19 +56,24 @@ median-type estimator would; all behind the Gaussian family here (0.91, MMD 0.00
 Reverse steps from ``s = t_cur`` to ``t = t_next < s``, ``a = gamma_t/gamma_s > 1``, ``S`` the
 fractional score at ``(x_s, s)``, ``eps_L`` an exact stable draw and ``c`` the reverse SDE's score
 coefficient: ``c = 2`` (DESIGN.md §2/§3.2: ``dx/dtau = -f + 2 v + noise`` preserves the marginals)
-or, with ``lim_compat``, LIM's published ``c = alpha`` (its sampler's ``alpha^2 (a - 1) S``), which
-is biased (point mass, alpha = 1.5: interquartile range 1.19 instead of 0.79; tests/test_levy.py).
+or, with ``lim_compat``, LIM's published ``c = alpha`` (its sampler's ``alpha^2 (a - 1) S``; it
+changes ``em`` and ``lim_sde``), which is biased (point mass, alpha = 1.5: interquartile range 1.19 instead of 0.79; tests/test_levy.py).
 
 * ``euler``/``heun`` (generic): PF-ODE ``dx/dt = -(beta/alpha) x - beta S`` (forward time).
 * ``em``: Euler–Maruyama of ``dx/dtau = (beta/alpha) x + c beta S``, noise
   ``(beta h)^{1/alpha} eps_L``.
-* ``ei_ode``: exponential integrator with ``S`` frozen (LIM's ODE sampler):
-  ``x_t = a x_s + alpha (a - 1) S``.
-* ``ei_sde``: exponential integrator with ``S`` frozen (LIM's SDE sampler with ``c = 2``):
-  ``x_t = a x_s + c alpha (a - 1) S + (a^alpha - 1)^{1/alpha} eps_L``.
-* ``dlim``: DLIM of Shariatian et al. (ICLR 2025) with eta = 0, the exponential integrator with
-  ``eps_hat`` frozen: ``x_t = gamma_t x0_hat + sigma_t eps_hat`` (DDIM with stable scales; exact for
-  a point mass).
+* ``lim_ode``: exponential integrator with ``S`` frozen (LIM's published ODE sampler):
+  ``x_t = a x_s + alpha (a - 1) S``. Inexact even for a point mass, since ``S`` scales as
+  ``sigma^{-alpha}``: at 10 / 50 / 200 NFE its final scale is x34 / x6.6 / x2.2 the true one.
+* ``lim_sde``: exponential integrator with ``S`` frozen (LIM's SDE sampler, with ``c = 2``; with
+  ``lim_compat`` LIM's ``c = alpha``): ``x_t = a x_s + c alpha (a - 1) S + (a^alpha - 1)^{1/alpha}
+  eps_L``; x68 / x11.6 / x3.4 at 10 / 50 / 200 NFE.
+* ``ei_ode`` = ``dlim`` = the shared ``ddim``: DLIM of Shariatian et al. (ICLR 2025) with eta = 0,
+  the exponential integrator with ``eps_hat`` frozen: ``x_t = gamma_t x0_hat + sigma_t eps_hat``
+  (DDIM with stable scales; exact for a point mass at any NFE).
+* ``ei_sde`` = the shared ``ancestral`` step with stable noise (:mod:`lim_jax.samplers`):
+  ``y_t = D + r_t (a n_hat + b z)``, ``a = r_t/r_s``, ``a^alpha + b^alpha = 1``, exact for a point
+  mass at any NFE.
 * DLPM ancestral sampling (Shariatian et al. 2025): given the mixing variables ``A_{0:N}`` of one
   trajectory the chain is Gaussian and each step draws from the exact Gaussian posterior. It needs
   per-trajectory latent state sized by the number of steps, which the one-step interface cannot
@@ -140,7 +145,8 @@ class LevyProcess(base.ScheduledProcess):
     if self.lim_compat:
       notes.append(
           f"levy: lim_compat=True uses LIM's reverse-SDE score coefficient alpha={self.alpha} "
-          "instead of 2; its samples are over-dispersed (DESIGN.md §3.2).")
+          "instead of 2 in em and lim_sde; their samples are over-dispersed "
+          "(docs/families/levy.md).")
     if self.target == "a_conditioned":
       notes.append("levy: target=a_conditioned weights the loss by 1/A; its minimiser is biased "
                    "away from E[eps|x_t] where the posterior of x0 is spread.")
