@@ -205,23 +205,32 @@ def score(samples: np.ndarray, reference: np.ndarray, config,
   return out
 
 
+SPLITS = {"test": data_lib.TEST_SALT, "validation": data_lib.VALIDATION_SALT}
+
+
 def evaluate(config, workdir: str,
-             feature_fn: Callable[[np.ndarray], np.ndarray] | None = None) -> list[dict[str, float]]:
+             feature_fn: Callable[[np.ndarray], np.ndarray] | None = None,
+             split: str = "test") -> list[dict[str, float]]:
   """Samples ``eval.num_samples`` per NFE from the latest checkpoint and writes the JSON.
 
   ``feature_fn`` (images only) replaces the Inception features of ``fid``/``prdc`` (a notebook or a
   benchmark with its own extractor); by default the weights come from ``eval.inception_path``.
+  ``split`` picks the reference: ``'test'`` (``eval/step_<N>.json``) or ``'validation'`` (an
+  independent draw, the validation split of own data; ``eval/validation_step_<N>.json``), which
+  ``lim_jax.compare --tune`` selects on so that the test numbers stay unbiased.
 
   Raises:
     FileNotFoundError: no checkpoint, or image metrics without the Inception file
       (``eval.inception_path``), before any sampling.
   """
   from lim_jax import sample as sample_lib  # pylint: disable=g-import-not-at-top
+  if split not in SPLITS:
+    raise ValueError(f"split must be one of {sorted(SPLITS)}, got {split!r}")
   r = sample_lib.restore_for_inference(config, workdir)
   is_image = len(r["data"].data_shape) == 3
   validate_metrics(config.eval, is_image)
   sweep = tuple(config.eval.get("nfe_sweep", ())) or (config.sampling.nfe,)
-  reference = r["data"].reference(config.eval.num_samples, salt=1)
+  reference = r["data"].reference(config.eval.num_samples, salt=SPLITS[split])
   context = None
   if is_image:
     context = Context(config, reference, workdir, feature_fn)
@@ -245,9 +254,10 @@ def evaluate(config, workdir: str,
   writer.close()
   out_dir = os.path.join(workdir, "eval")
   os.makedirs(out_dir, exist_ok=True)
-  path = os.path.join(out_dir, f"step_{r['step']}.json")
-  with open(path, "w", encoding="utf-8") as f:
+  path = os.path.join(out_dir, ("" if split == "test" else f"{split}_") + f"step_{r['step']}.json")
+  with open(path + ".tmp", "w", encoding="utf-8") as f:
     json.dump({"step": r["step"], "family": r["process"].family,
-               "dataset": config.data.dataset, "rows": rows}, f, indent=2)
+               "dataset": config.data.dataset, "split": split, "rows": rows}, f, indent=2)
+  os.replace(path + ".tmp", path)  # atomic: a killed eval never leaves half a file
   log(f"wrote {path}")
   return rows

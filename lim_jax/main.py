@@ -11,6 +11,8 @@ import sys
 from absl import app, flags, logging
 from ml_collections import config_flags
 
+from lim_jax import cli
+
 FLAGS = flags.FLAGS
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Path to an ml_collections config file.",
                                           lock_config=True)
@@ -19,28 +21,8 @@ _MODE = flags.DEFINE_enum("mode", "train", ["train", "sample", "eval"], "What to
 _DISTRIBUTED = flags.DEFINE_bool(
     "distributed", False, "Call jax.distributed.initialize() (multi-host TPU pod / SLURM).")
 
-USER_ERROR, FAILURE = 2, 1
-
-
-def _user_error(msg: str) -> None:
-  print(f"lim_jax: error: {' '.join(str(msg).split())}", file=sys.stderr)
-  sys.exit(USER_ERROR)
-
-
-def _quiet_libraries(record) -> bool:
-  """Drops the INFO chatter of Orbax and absl-using libraries; keeps their warnings."""
-  return record.levelno >= logging.converter.STANDARD_WARNING or "lim_jax" in record.pathname
-
-
-def _parse_flags(argv: list[str]) -> list[str]:
-  """absl's parser, with bad flags and config overrides turned into one line and exit code 2."""
-  try:
-    return FLAGS(argv)
-  except flags.Error as e:
-    _user_error(str(e))
-  except (ValueError, TypeError, AttributeError, KeyError, OSError, SyntaxError) as e:
-    _user_error(f"--config: {e}")
-  return []  # unreachable
+USER_ERROR, FAILURE = cli.USER_ERROR, cli.FAILURE
+_user_error, _parse_flags, _quiet_libraries = cli.user_error, cli.parse_flags, cli.quiet_libraries
 
 
 def main(argv: list[str]) -> None:
