@@ -19,9 +19,9 @@ training), 1 anything else.
 from __future__ import annotations
 
 import os
+import shlex
 import sys
 
-import jax
 from absl import app, flags, logging
 from ml_collections import config_flags
 
@@ -54,23 +54,31 @@ def split_process_overrides(argv: list[str]) -> tuple[list[str], dict]:
   """Takes ``--config.process.NAME=VALUE`` out of ``argv`` (they are applied per family, and a
   field of one family is not a field of CONFIG's). Returns ``(rest of argv, {NAME: value})``."""
   rest, overrides = [], {}
-  for arg in argv:
-    if arg.startswith(PROCESS_PREFIX):
-      name, sep, value = arg[len(PROCESS_PREFIX):].partition("=")
-      if not sep or not name.isidentifier():
-        cli.user_error(f"{arg}: expected --config.process.NAME=VALUE")
-      overrides[name] = plan_lib.parse_value(value)
-    else:
+  args = iter(argv)
+  for arg in args:
+    if not arg.startswith(PROCESS_PREFIX):
       rest.append(arg)
+      continue
+    name, sep, value = arg[len(PROCESS_PREFIX):].partition("=")
+    if not sep:  # --config.process.NAME VALUE
+      value = next(args, None)
+      if value is None:
+        cli.user_error(f"{arg}: expected --config.process.NAME=VALUE")
+    if not name.isidentifier():
+      cli.user_error(f"{arg}: expected --config.process.NAME=VALUE")
+    overrides[name] = plan_lib.parse_value(value)
   return rest, overrides
 
 
 _PROCESS_OVERRIDES: dict = {}
+_ARGV: list[str] = []  # the command line as given (recorded in compare.json / compare.md)
 
 
 def _parse_flags(argv: list[str]) -> list[str]:
   rest, overrides = split_process_overrides(argv)
   _PROCESS_OVERRIDES.update(overrides)
+  _ARGV[:] = argv
+  sys.argv[:] = rest  # config_flags reads its --config.* overrides from sys.argv itself
   return cli.parse_flags(rest)
 
 
@@ -94,11 +102,9 @@ def main(argv: list[str]) -> None:
   logging.set_verbosity(logging.INFO if _VERBOSE.value else logging.WARNING)
   logging.get_absl_handler().addFilter(cli.quiet_libraries)
 
-  if _CACHE.value and not os.environ.get("JAX_COMPILATION_CACHE_DIR"):
-    jax.config.update("jax_compilation_cache_dir", os.path.join(_WORKDIR.value, "jax_cache"))
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
-  command = "python -m lim_jax.compare " + " ".join(sys.argv[1:])
+  if _CACHE.value:
+    study.enable_compilation_cache(os.path.join(_WORKDIR.value, "jax_cache"))
+  command = "python -m lim_jax.compare " + " ".join(shlex.quote(a) for a in _ARGV[1:])
   try:
     study.run_study(_CONFIG.value, _FAMILIES.value, _SEEDS.value, _WORKDIR.value, nfe=nfe,
                     tune=_TUNE.value, process_overrides=dict(_PROCESS_OVERRIDES),

@@ -208,7 +208,8 @@ def validate(config: ConfigDict, num_devices: int | None = None,
   Raises:
     ValueError: naming the first bad field.
   """
-  from lim_jax import data, models, own_data, samplers, losses  # pylint: disable=g-import-not-at-top
+  from lim_jax import data, models, own_data, samplers  # pylint: disable=g-import-not-at-top
+  from lim_jax import losses  # pylint: disable=g-import-not-at-top
   from lim_jax.processes import get_process  # pylint: disable=g-import-not-at-top
   num_devices = jax.device_count() if num_devices is None else num_devices
   num_processes = jax.process_count() if num_processes is None else num_processes

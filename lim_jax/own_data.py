@@ -325,8 +325,8 @@ def split(data_cfg, num_examples: int) -> Split:
   val_n = math.ceil(num_examples * _fraction(data_cfg, "validation_fraction", 0.0))
   order = np.random.default_rng([int(data_cfg.get("split_seed", 0)), SPLIT_SALT]).permutation(
       num_examples)
-  return Split(train=np.sort(order[test_n + val_n:]), validation=np.sort(order[test_n:test_n + val_n]),
-               test=np.sort(order[:test_n]))
+  return Split(train=np.sort(order[test_n + val_n:]),
+               validation=np.sort(order[test_n:test_n + val_n]), test=np.sort(order[:test_n]))
 
 
 def validate(data_cfg) -> None:

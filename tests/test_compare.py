@@ -210,6 +210,22 @@ def test_a_directory_trained_with_another_config_is_refused(tmp_path):
     runner.check_directory(run)
 
 
+def test_cli_user_error_exits_2_with_one_line(tmp_path):
+  """Reference: the CLI contract: exit 2, one stderr line 'lim_jax: error: ...' naming the flag,
+  nothing trained. The process field is given in the two-argument form, which the CLI must take
+  out of the command line before ml_collections sees it (other refusals: the in-process test
+  above)."""
+  r = subprocess.run([sys.executable, "-m", "lim_jax.compare", "--config=configs/toy_gaussian.py",
+                      f"--workdir={tmp_path / 's'}", "--seeds=2", "--families=gaussian,levy",
+                      "--config.process.nosuch", "1"], cwd=ROOT, env=ENV, capture_output=True,
+                     text=True, timeout=200)
+  assert r.returncode == 2, r.stderr[-2000:]
+  last = r.stderr.strip().splitlines()[-1]
+  assert last == ("lim_jax: error: --config.process.nosuch is not a field of any family of the "
+                  "study (gaussian, levy)")
+  assert not (tmp_path / "s").exists()
+
+
 # ---------------------------------------------------------------------------------------------
 # End to end: the command line, killed mid-way and rerun.
 # ---------------------------------------------------------------------------------------------

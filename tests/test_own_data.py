@@ -1,4 +1,4 @@
-"""Own data: ``data.dataset='array'`` / ``'image_folder'`` round trips, splits, batches, refusals."""
+"""Own data (``data.dataset`` 'array' / 'image_folder'): round trips, splits, batches, refusals."""
 
 import os
 import subprocess

@@ -1,7 +1,7 @@
-"""Metric pairs and directions: what a comparison table may show, in which order, and what "best" is.
+"""Metric pairs and directions: what a comparison table shows, in which order, and what is "best".
 
-A coverage-type metric alone can be gamed: a model that scatters samples everywhere covers every mode
-(and the neighbourhood of every real point) while few of its samples look like data. On the
+A coverage-type metric alone can be gamed: a model that scatters samples everywhere covers every
+mode (and the neighbourhood of every real point) while few of its samples look like data. On the
 imbalanced grid, for example, a model can cover every rare mode with a quarter of its samples on a
 mode while another covers fewer rare modes with two thirds on a mode; neither number ranks them
 alone. Each coverage-type metric therefore has a fidelity partner, and tables put the fidelity

@@ -141,7 +141,9 @@ def _header(name: str) -> str:
   rule = pairs.BETTER.get(name)
   if rule is None:
     return name
-  return name + {"lower": " ↓", "higher": " ↑"}.get(rule, f" →{rule}")
+  if rule in ("lower", "higher"):
+    return name + (" ↓" if rule == "lower" else " ↑")
+  return f"{name} →{float(rule):g}"
 
 
 def markdown(payload: Mapping[str, Any], config) -> str:
@@ -171,6 +173,11 @@ def markdown(payload: Mapping[str, Any], config) -> str:
   lines += [f"| `{f}` | `{get_field(config, f)!r}` |" for f in shared_fields(config)]
   lines += [f"| NFE | {', '.join(map(str, nfe))} (network evaluations per sample, as the sampler "
             "counts them) |", ""]
+  for family, used in payload.get("nfe_used", {}).items():
+    if used and list(used) != list(nfe):
+      lines += [f"Note: {family} spent NFE {', '.join(map(str, used))} for the columns "
+                f"{', '.join(map(str, nfe))} (its sampler's steps cost a whole number of "
+                "evaluations each).", ""]
   lines += ["## Per-family process fields", "", "| family | process |", "|---|---|"]
   for family in families:
     fields = payload["process"].get(family, {})

@@ -16,8 +16,9 @@ A rerun of the same study therefore
 * skips an evaluation whose record has the same key (a hash of the ``eval`` and ``sampling``
   sections), so changing ``--nfe`` or the metrics re-evaluates without retraining.
 
-A directory trained with a different config (any field outside ``eval`` and ``sampling``) is
-refused naming the first differing field, rather than silently mixing two studies.
+A directory trained with a different config (a field outside ``eval`` and ``sampling`` that changes
+the trained weights) is refused naming the first differing field, rather than silently mixing two
+studies.
 """
 
 from __future__ import annotations
@@ -36,6 +37,10 @@ from lim_jax.study.plan import Run
 
 RECORD = "compare_run.json"
 EVAL_ONLY_SECTIONS = ("eval", "sampling")
+# Fields that change how a run is logged or chunked, not the weights it ends with (the step key and
+# the data are functions of the step alone).
+WEIGHT_NEUTRAL = ("training.log_every", "training.checkpoint_every", "training.keep_checkpoints",
+                  "training.steps_per_call", "training.unroll", "training.sample_every")
 
 
 def _plain(config) -> dict:
@@ -52,11 +57,12 @@ def _flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
 
 
 def training_mismatch(saved: dict, config) -> tuple[str, Any, Any] | None:
-  """The first ``(field, saved, current)`` differing outside ``eval``/``sampling``, or None."""
+  """The first ``(field, saved, current)`` differing outside ``eval``/``sampling`` (and the
+  :data:`WEIGHT_NEUTRAL` fields), or None."""
   a, b = (_flatten({k: v for k, v in d.items() if k not in EVAL_ONLY_SECTIONS})
           for d in (saved, _plain(config)))
   for field in sorted(set(a) | set(b)):
-    if a.get(field) != b.get(field):
+    if field not in WEIGHT_NEUTRAL and a.get(field) != b.get(field):
       return field, a.get(field), b.get(field)
   return None
 
@@ -120,7 +126,8 @@ def ensure_trained(run: Run, record: dict) -> tuple[dict, str]:
   steps = int(run.config.training.num_steps)
   if final_checkpoint_exists(run.directory, steps):
     return {"status": "done", "step": steps, "seconds": None}, "trained earlier"
-  resumed = os.path.isdir(os.path.join(run.directory, "checkpoints"))
+  ckpts = os.path.join(run.directory, "checkpoints")
+  resumed = os.path.isdir(ckpts) and any(n.isdigit() for n in os.listdir(ckpts))
   t0 = time.time()
   try:
     state = train.train_and_evaluate(run.config, run.directory)

@@ -1,8 +1,8 @@
 """Confidence intervals over seeds (host-side numpy, float64).
 
 With ``n`` per-seed values ``x_i``, mean ``m``, sample standard deviation
-``s = sqrt(sum (x_i - m)^2 / (n - 1))`` and ``t_q`` the ``q = (1 + level) / 2`` quantile of Student's
-t with ``n - 1`` degrees of freedom, the ``level`` confidence interval of the mean is
+``s = sqrt(sum (x_i - m)^2 / (n - 1))`` and ``t_q`` the ``q = (1 + level) / 2`` quantile of
+Student's t with ``n - 1`` degrees of freedom, the ``level`` confidence interval of the mean is
 ``m +- t_q s / sqrt(n)`` (exact for normal ``x_i``; Student 1908). The paired difference of two
 families is the same interval over ``d_i = x_i - y_i`` on the seeds both have (seed ``i`` of every
 family shares the data draw, the evaluation reference and the initial key), which removes the

@@ -12,8 +12,10 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+import jax
 import numpy as np
 
+from lim_jax import data as data_lib
 from lim_jax import train
 from lim_jax.metrics import pairs
 from lim_jax.study import plan as plan_lib
@@ -68,6 +70,32 @@ def setting_text(setting: tuple) -> str:
   return ", ".join(f"{k}={v!r}" for k, v in setting) or "(config)"
 
 
+def enable_compilation_cache(directory: str) -> None:
+  """Turns on JAX's persistent compilation cache in ``directory`` for every program (unless
+  ``JAX_COMPILATION_CACHE_DIR`` already names one): the seeds after the first of a family, and
+  reruns, then load compiled programs instead of compiling them again."""
+  if os.environ.get("JAX_COMPILATION_CACHE_DIR"):
+    return
+  jax.config.update("jax_compilation_cache_dir", directory)
+  jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+  jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+
+
+def check_image_features(config, feature_fn) -> None:
+  """Image metrics that need features (``fid``, ``prdc``) need ``feature_fn`` or an Inception
+  file: refused before any training rather than after it (``FileNotFoundError`` naming the field).
+  """
+  needs = [m for m in config.eval.metrics if m in ("fid", "prdc")]
+  if not needs or feature_fn is not None or not data_lib.is_image(config.data):
+    return
+  path = config.eval.get("inception_path", "")
+  if not path or not os.path.isfile(path):
+    raise FileNotFoundError(
+        f"eval.inception_path: the image metrics {needs} need the Inception-v3 weights of "
+        f"pytorch-fid; got {path!r}. Pass --config.eval.inception_path=FILE, or keep only "
+        "metrics without features: --config.eval.metrics='(\"pixel_vendi\",)'")
+
+
 def run_study(base, families: str | Sequence[plan_lib.FamilySpec], num_seeds: int, workdir: str,
               nfe: Sequence[int] | None = None, tune: Sequence[str] = (),
               process_overrides: Mapping[str, Any] | None = None, select_metric: str = "",
@@ -103,6 +131,7 @@ def run_study(base, families: str | Sequence[plan_lib.FamilySpec], num_seeds: in
       report.get_field(base, "data.validation_fraction", 0.0)):
     raise ValueError("data.validation_fraction: --tune selects on a validation split of your "
                      "data; set it > 0 (e.g. 0.1)")
+  check_image_features(runs[0].config, feature_fn)
   train.prepare_workdir(workdir)
   nfe_list = list(runs[0].config.eval.nfe_sweep)
   first_split = "validation" if tune_fields else "test"
@@ -140,6 +169,10 @@ def run_study(base, families: str | Sequence[plan_lib.FamilySpec], num_seeds: in
   reported = {label: [records[r] for r in runs
                       if r.family.label == label and r.tune == chosen[label]
                       and records[r]["train"]["status"] == "done"] for label in labels}
+  nfe_used = {}
+  for label, recs in reported.items():
+    rows = recs[0]["eval"]["test"]["rows"] if recs else []
+    nfe_used[label] = [int(r["nfe"]) for r in rows]
   values = report.collect(reported, nfe_list)
   summary = report.summarize(values, labels, nfe_list)
   first = {}
@@ -147,6 +180,7 @@ def run_study(base, families: str | Sequence[plan_lib.FamilySpec], num_seeds: in
     first.setdefault(run.family.label, run)
   payload = {
       "families": labels, "seeds": sorted({r.seed for r in runs}), "nfe": nfe_list,
+      "nfe_used": nfe_used,
       "level": stats.LEVEL, "command": command, "tune": tune_payload,
       "pairs": dict(pairs.FIDELITY_OF),
       "process": {label: {k: v for k, v in first[label].config.process.items()}
