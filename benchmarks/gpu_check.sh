@@ -67,16 +67,17 @@ fi
 section "Digits-size lim_jax.compare (gaussian vs levy)"
 DIGITS="$OUT/digits.npz"
 python benchmarks/bench_verdicts.py --write_digits="$DIGITS"
+EXTRA=()
 if [ "$TINY" = 1 ]; then
   STEPS=10; NFE=4; SAMPLES=64
+  EXTRA+=(--config.training.steps_per_call=1)  # XLA:CPU unrolls the U-Net scan: one copy compiles
 else
   STEPS=1000; NFE=10,35; SAMPLES=1000
 fi
 METRICS="('pixel_vendi',)"
-EXTRA=()
 if [ -n "${INCEPTION_PATH:-}" ]; then
   METRICS="('fid','prdc','pixel_vendi')"
-  EXTRA=("--config.eval.inception_path=$INCEPTION_PATH")
+  EXTRA+=("--config.eval.inception_path=$INCEPTION_PATH")
 fi
 timed compare python -m lim_jax.compare --config=configs/own_data.py:images \
   --families=gaussian,levy --seeds=2 --nfe="$NFE" --workdir="$OUT/compare" \

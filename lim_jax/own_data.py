@@ -49,7 +49,7 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
 ARRAY_KEY, LABELS_KEY = "x", "labels"
 SPLIT_SALT = 0x5917
 DEFAULT_EVAL_FRACTION = 0.1
-GREY_MODES = ("1", "L", "LA", "I", "I;16", "F")  # PIL modes decoded as one channel
+GREY_MODES = ("1", "L", "LA")  # 8-bit PIL modes decoded as one channel (others become RGB)
 
 
 def is_own_dataset(name: str) -> bool:
@@ -134,9 +134,12 @@ def check_examples(x: Any, labels: Any, where: str) -> Examples:
     if labels.shape != (len(x),):
       raise ValueError(f"data.path: labels in {where} must have shape ({len(x)},), got "
                        f"{labels.shape}")
-    if not np.issubdtype(labels.dtype, np.integer) or (labels < 0).any():
+    if not np.issubdtype(labels.dtype, np.integer):
       raise ValueError(f"data.path: labels in {where} must be integers >= 0, got dtype "
-                       f"{labels.dtype}, min {labels.min()}")
+                       f"{labels.dtype}")
+    if (labels < 0).any():
+      raise ValueError(f"data.path: labels in {where} must be integers >= 0, got min "
+                       f"{labels.min()}")
     labels = labels.astype(np.int32)
   return Examples(_read_only(np.ascontiguousarray(x)),
                   None if labels is None else _read_only(labels), where)
@@ -217,6 +220,9 @@ def _load_image_folder(path: str, image_size: int) -> Examples:
         headers.append((im.size, im.mode))
     except (UnidentifiedImageError, OSError) as e:
       raise ValueError(f"data.path: {f} is not a readable PNG/JPEG image: {e}") from None
+    if headers[-1][1].startswith("I") or headers[-1][1] == "F":
+      raise ValueError(f"data.path: {f} has {headers[-1][1]!r} pixels (16-bit or float); save "
+                       "the images with 8 bits per channel")
   grey = all(mode in GREY_MODES for _, mode in headers)
   (w0, h0) = headers[0][0]
   if image_size == 0:

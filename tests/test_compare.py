@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 from scipy import stats as scipy_stats
 
-from lim_jax import config_lib, train
+from lim_jax import config_lib, evaluate, train
+from lim_jax import data as data_lib
 from lim_jax.metrics import pairs
 from lim_jax.study import plan, report, runner, stats, study
 from test_cli import ROOT
@@ -51,6 +52,16 @@ def test_pairs_put_coverage_beside_fidelity_and_rank_by_direction():
   assert pairs.best_indices("density", [1.3, 0.95, 0.5]) == [1]
   assert pairs.best_indices("vendi", [1.0, 2.0]) == []
   assert pairs.best_indices("mmd", [0.1, 0.1]) == []  # all tied: nothing stands out
+
+
+def test_declared_outputs_are_what_the_metrics_write():
+  """Reference: the keys evaluate.METRICS actually returns for mode_coverage and prdc on small
+  grid_imbalanced samples (what --select and the pair table rely on)."""
+  config = config_lib.load_file(ROOT / "configs" / "toy_levy.py", "grid_imbalanced")
+  x = data_lib.toy_samples(config.data, np.random.default_rng(0), 200)
+  y = data_lib.toy_samples(config.data, np.random.default_rng(1), 200)
+  for name in ("mode_coverage", "prdc", "sliced_wasserstein"):
+    assert tuple(evaluate.METRICS[name](x, y, config, None)) == tuple(pairs.outputs([name]))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -96,6 +107,7 @@ def test_every_family_shares_config_and_differs_only_in_process():
     (dict(families="gaussian,levy", config={"sampling.sampler": "dlim"}),
      "gaussian: sampling.sampler"),
     (dict(nfe=[0]), "--nfe"),
+    (dict(tune=["optim.learning_rate=1e-3,2e-3"], select_metric="fid"), "--select: 'fid'"),
     (dict(num_seeds=0), "--seeds"),
 ])
 def test_bad_study_input_is_refused_before_training(tmp_path, kwargs, message):

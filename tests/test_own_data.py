@@ -140,6 +140,8 @@ def test_image_folder_resize_accepts_mixed_sizes_by_centre_crop(tmp_path):
     ("missing_folder", "no such folder"),
     ("empty_folder", "no PNG/JPEG images"),
     ("mixed_sizes", "different sizes"),
+    ("sixteen_bit", "16-bit"),
+    ("not_an_image", "not a readable PNG/JPEG"),
     ("too_few", "training.batch_size"),
     ("no_path", "data.path is required"),
     ("bad_fraction", "data.eval_fraction"),
@@ -175,6 +177,14 @@ def test_refusals_name_the_field(tmp_path, case, message):
   elif case == "mixed_sizes":
     path, dataset = tmp_path / "mixed", "image_folder"
     _write_pngs(path, [np.zeros((4, 4, 3), np.uint8), np.zeros((8, 8, 3), np.uint8)])
+  elif case == "sixteen_bit":
+    path, dataset = tmp_path / "deep", "image_folder"
+    path.mkdir()
+    Image.fromarray(np.full((4, 4), 40000, np.uint16)).save(path / "a.png")
+  elif case == "not_an_image":
+    path, dataset = tmp_path / "fake", "image_folder"
+    path.mkdir()
+    (path / "a.png").write_text("not a png")
   elif case == "too_few":
     np.savez(path, x=np.zeros((8, 2)))  # 7 training examples after the 10 % test split
   elif case == "no_path":

@@ -44,6 +44,18 @@ BETTER: dict[str, str | float] = {
 }
 
 
+# The values each ``eval.metrics`` entry writes (an entry not listed writes one value of its name).
+OUTPUTS: dict[str, tuple[str, ...]] = {
+    "mode_coverage": ("modes_covered", "rare_modes_covered", "in_mode_fraction", "weight_tv"),
+    "prdc": ("precision", "recall", "density", "coverage"),
+}
+
+
+def outputs(metrics: Sequence[str]) -> list[str]:
+  """The value names that the ``eval.metrics`` entries ``metrics`` write."""
+  return [name for m in metrics for name in OUTPUTS.get(m, (m,))]
+
+
 def order_columns(names: Sequence[str]) -> list[str]:
   """``names`` with every coverage metric moved right after its fidelity partner (fidelity first);
   the others keep their order."""

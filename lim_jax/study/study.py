@@ -127,6 +127,10 @@ def run_study(base, families: str | Sequence[plan_lib.FamilySpec], num_seeds: in
   if select_metric and not tune_fields:
     raise ValueError("--select is only used with --tune")
   runs = plan_lib.plan(base, specs, num_seeds, workdir, nfe, tune_fields, process_overrides)
+  written = pairs.outputs(base.eval.metrics)
+  if select_metric and select_metric not in written:
+    raise ValueError(f"--select: {select_metric!r} is not written by eval.metrics "
+                     f"{tuple(base.eval.metrics)}; choose one of {written}")
   if tune_fields and report.get_field(base, "data.dataset") in ("array", "image_folder") and not (
       report.get_field(base, "data.validation_fraction", 0.0)):
     raise ValueError("data.validation_fraction: --tune selects on a validation split of your "
