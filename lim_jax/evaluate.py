@@ -233,7 +233,8 @@ def evaluate(config, workdir: str,
   reference = r["data"].reference(config.eval.num_samples, salt=SPLITS[split])
   context = None
   if is_image:
-    context = Context(config, reference, workdir, feature_fn)
+    # The on-disk feature cache holds the test reference; a validation draw is not cached.
+    context = Context(config, reference, workdir if split == "test" else "", feature_fn)
     if context.needs_features():
       context.feature_fn()  # a missing or malformed Inception file fails here, before sampling
     if config.eval.num_samples < 2048 and context.needs_features():
@@ -248,7 +249,8 @@ def evaluate(config, workdir: str,
     row = {"nfe": used, "sampler": config.sampling.sampler,
            **score(samples, reference, config, context)}
     rows.append(row)
-    writer.write(r["step"], {f"eval/{k}": v for k, v in row.items() if k != "sampler"})
+    prefix = "eval" if split == "test" else f"eval_{split}"
+    writer.write(r["step"], {f"{prefix}/{k}": v for k, v in row.items() if k != "sampler"})
     log(f"eval step {r['step']} " + " ".join(
         f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
   writer.close()

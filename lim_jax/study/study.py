@@ -205,9 +205,21 @@ def run_study(base, families: str | Sequence[plan_lib.FamilySpec], num_seeds: in
   return payload
 
 
+def _strict_json(tree: Any) -> Any:
+  """``tree`` with NaN / infinities as None (``null``: strict JSON readers refuse ``NaN``)."""
+  if isinstance(tree, dict):
+    return {k: _strict_json(v) for k, v in tree.items()}
+  if isinstance(tree, (list, tuple)):
+    return [_strict_json(v) for v in tree]
+  if isinstance(tree, float) and not math.isfinite(tree):
+    return None
+  return tree
+
+
 def write_outputs(workdir: str, payload: Mapping[str, Any], config) -> None:
-  """``compare.json``, ``compare.md`` and ``compare_<metric>.png`` (each written atomically)."""
-  runner.write_json_atomic(os.path.join(workdir, "compare.json"), payload)
+  """``compare.json`` (strict JSON: undefined values, e.g. the interval of one seed, are ``null``),
+  ``compare.md`` and ``compare_<metric>.png``, each written atomically."""
+  runner.write_json_atomic(os.path.join(workdir, "compare.json"), _strict_json(payload))
   path = os.path.join(workdir, "compare.md")
   with open(path + ".tmp", "w", encoding="utf-8") as f:
     f.write(report.markdown(payload, config))
