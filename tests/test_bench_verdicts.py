@@ -16,6 +16,7 @@ def _load_script():
   spec = importlib.util.spec_from_file_location("bench_verdicts",
                                                 ROOT / "benchmarks" / "bench_verdicts.py")
   module = importlib.util.module_from_spec(spec)
+  sys.modules["bench_verdicts"] = module  # dataclasses look their module up there
   spec.loader.exec_module(module)
   return module
 
@@ -64,12 +65,10 @@ def test_verdict_of_a_missing_family_is_not_run():
   assert bench_verdicts.verdict(claim, _payload([[1.0]] * 2, [[1.0]] * 2))[0] == "not run"
 
 
-def test_listed_commands_are_compare_invocations():
+def test_listed_commands_are_compare_invocations(capsys):
   """Reference: the CLI usage, python -m lim_jax.compare --config=... --families=... --seeds=..."""
-  r = subprocess.run([sys.executable, "benchmarks/bench_verdicts.py", "--list", "--out=/tmp/v"],
-                     cwd=ROOT, capture_output=True, text=True, timeout=120)
-  assert r.returncode == 0, r.stderr[-2000:]
-  lines = r.stdout.strip().splitlines()
+  assert bench_verdicts.main(["--list", "--out=/tmp/v"]) == 0
+  lines = capsys.readouterr().out.strip().splitlines()
   assert len(lines) == 3
   assert all(l.startswith("python -m lim_jax.compare --config=configs/toy_gaussian.py") for l in
              lines[:2])
