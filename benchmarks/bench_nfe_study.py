@@ -59,7 +59,7 @@ import numpy as np
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 DATASETS = ("sas", "grid_imbalanced", "moons")
-FAMILIES = ("gaussian", "levy", "jump", "fbm", "mixture")
+FAMILIES = ("gaussian", "levy", "jump", "fbm", "mixture", "student_t")
 SAMPLERS = {"ode": "ei_ode", "sde": "ei_sde"}
 PRESETS = {
     "tiny": dict(steps=20, seeds="0", nfe="10", num_samples=256),
