@@ -1,8 +1,8 @@
 """Student-t noise: t-EDM and t-Flow ("Heavy-Tailed Diffusion Models", Pandey, Pathak, Xu, Mandt,
 Pritchard, Vahdat, Mardani; ICLR 2025, arXiv 2410.14171; equation numbers of arXiv v2).
 
-Kernel (the paper's perturbation kernel ``q(x_t | x0) = t_d(mu_t x0, sigma_t^2 I_d, nu)``, §3.1,
-with the multivariate Student-t of eq. 2), forward time ``t`` from data (``t = 0``) to noise:
+Kernel (the paper's perturbation kernel ``q(x_t | x0) = t_d(mu_t x0, sigma_t^2 I_d, nu)``, with the
+multivariate Student-t of eq. 2), forward time ``t`` from data (``t = 0``) to noise:
 
     x_t = gamma(t) x0 + sigma(t) eps,   eps ~ t_nu(0, I_d),   eps = G / sqrt(W),
     G ~ N(0, I_d),   W ~ Gamma(nu/2, rate nu/2)   (W = chi^2_nu / nu),
@@ -36,13 +36,13 @@ noise variance ``nu/(nu-2) sigma^2``, ``c_noise = log(sigma sqrt(nu/(nu-2)))/4``
 authors' reference implementation (NVIDIA PhysicsNeMo's t-EDM preconditioner and loss rescale
 ``sigma`` by ``sqrt(nu/(nu-2))`` before EDM's formulas) and by a test that writes Table 1 out.
 
-Training objective (§3.2, eqs. 5-8). The forward denoising posterior ``q(x_{t-dt} | x_t, x0)`` is
+Training objective (eqs. 5-8). The forward denoising posterior ``q(x_{t-dt} | x_t, x0)`` is
 the conditional Student-t ``t_d(mu_bar, (nu + d1)/(nu + d) sigma_bar^2 I, nu + d)`` with
 ``d1 = |x_t - mu_t x0|^2 / sigma_t^2``; the model's reverse step is ``t_d(mu_theta, sigma_bar^2 I,
 nu + d)`` (the data-dependent factor dropped), ``mu_theta`` being ``mu_bar`` at ``x0 = D_theta``.
-Replacing the ELBO's KL by the gamma-power divergence with ``gamma`` tied to the degrees of freedom
-(``|gamma| = 2/(nu + d)``), between two t's of equal degrees of freedom and fixed model scale,
-leaves a constant plus a ``t``-only multiple of ``|mu_bar - mu_theta|^2 ∝ |x0 - D_theta|^2``: the
+Replacing the ELBO's KL by the gamma-power divergence (``gamma`` set by the degrees of freedom and
+the dimension) between two t's of equal degrees of freedom, the model's scale fixed, leaves a
+``theta``-free term plus a ``t``-only multiple of ``|mu_bar - mu_theta|^2 ∝ |x0 - D_theta|^2``: the
 objective is the weighted denoiser MSE ``E lambda(sigma) |D_theta(x0 + sigma n, sigma) - x0|^2``
 (eq. 8, EDM's loss with Student-t noise). It is a weighted MSE, so it needs no special loss: its
 minimiser is ``E[x0 | x_t]`` (tests/test_student_t.py checks it against a quadrature over ``W`` for
@@ -55,7 +55,7 @@ Sampling. ``prior``: ``sigma(t_max) eps`` (the paper's ``x_T ~ t_d(0, sigma_max^
 ``eps`` fixed, ``x_t`` has the kernel's marginal at every ``t``, so the velocity
 ``E[dx_t/dt | x_t] = gamma' D + sigma' c n_hat`` (``n_hat = E[n | x_t]``, finite even where ``n``
 has no mean) transports the marginals (flow-matching argument): the probability-flow ODE
-``dx/dsigma = (x - D)/sigma`` for t-EDM (EDM's, Karras et al. eq. 4 with ``sigma(t) = t``) and
+``dx/dsigma = (x - D)/sigma`` for t-EDM (EDM's, Karras et al. eq. 1 with ``sigma(t) = t``) and
 ``dx/dt = (x - D)/t`` for t-Flow (:meth:`ode_drift`). Samplers:
 
 * the paper's: t-EDM is Heun on the rho = 7 grid, i.e. the shared ``edm_heun`` with
