@@ -116,11 +116,6 @@ VARIANTS = ("edm", "flow")
 EDM_SIGMA_MAX = 80.0  # Karras et al. 2022, Table 1 (t-EDM keeps it)
 
 
-def config_fields() -> dict:
-  """The family's own ``process`` fields and defaults (``process.nu``, ``process.variant``)."""
-  return {"nu": 3.0, "variant": "edm"}
-
-
 def default_t_max(variant: str) -> float:
   """``t_max`` when ``process.t_max`` is None: 80 (t-EDM) or 80/81 (t-Flow: ``t/(1-t) = 80``)."""
   return EDM_SIGMA_MAX / (1.0 + EDM_SIGMA_MAX) if variant == "flow" else EDM_SIGMA_MAX
@@ -265,6 +260,13 @@ class StudentTProcess(base.Process):
     """``ei_ode`` / ``ei_sde``, the names every family has: the exact-for-point-mass ``ddim`` and
     ``ancestral`` (the gaussian EDM family's ``ei_ode`` / ``ei_sde`` in the limit nu -> inf)."""
     return {"ei_ode": "ddim", "ei_sde": "ancestral"}
+
+
+def config_fields() -> dict:
+  """The family's own ``process`` fields and their defaults, read off the dataclass
+  (``process.nu``, ``process.variant``; ``process.t_max`` is a shared field)."""
+  defaults = {f.name: f.default for f in dataclasses.fields(StudentTProcess)}
+  return {name: defaults[name] for name in ("nu", "variant")}
 
 
 def _number(x):
