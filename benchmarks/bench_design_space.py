@@ -290,6 +290,8 @@ def main() -> None:
     args.steps, args.train_steps, args.seeds, args.num_samples, args.draws = 8, 8, 1, 128, 2000
   args.out = args.out or tempfile.mkdtemp(prefix="lim_design_space_")
   os.makedirs(args.out, exist_ok=True)
+  from lim_jax.study import study  # pylint: disable=g-import-not-at-top
+  study.enable_compilation_cache(os.path.join(args.out, "jax_cache"))  # later seeds reuse programs
   from absl import logging  # pylint: disable=g-import-not-at-top
   logging.set_verbosity(logging.WARNING)
   print(f"# {machine_line()}", flush=True)

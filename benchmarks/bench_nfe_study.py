@@ -289,6 +289,8 @@ def main() -> None:
 
   from absl import logging  # pylint: disable=g-import-not-at-top
   logging.set_verbosity(logging.WARNING)
+  from lim_jax.study import study  # pylint: disable=g-import-not-at-top
+  study.enable_compilation_cache(os.path.join(args.out, "jax_cache"))  # later seeds reuse programs
   machine = machine_line()
   print(f"# {machine}", flush=True)
 
