@@ -1,4 +1,4 @@
-"""GM-SGM (Gaussian-mixture noise, DESIGN.md §3.5) on the imbalanced 2-D grid of Gaussians.
+"""GM-SGM (Gaussian-mixture noise, Ma et al. 2023; docs/families/mixture.md) on the imbalanced 2-D grid of Gaussians.
 
 Defaults: VP linear path, two per-sample noise scales ``kappa = (1, 3)`` with weights ``(0.9, 0.1)``,
 the posterior-weighted score target, a two-headed MLP (score and flux velocity) and the ``ei_sde``
