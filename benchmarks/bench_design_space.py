@@ -41,7 +41,7 @@ import time
 import numpy as np
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-FAMILIES = ("gaussian", "levy", "jump", "fbm", "mixture")
+FAMILIES = ("gaussian", "levy", "jump", "fbm", "mixture", "student_t")
 DATASETS = ("sas", "grid_imbalanced", "moons")
 ALLOCATIONS = ("uniform_t", "lognormal", "loguniform")
 

@@ -59,7 +59,7 @@ import numpy as np
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 DATASETS = ("sas", "grid_imbalanced", "moons")
-FAMILIES = ("gaussian", "levy", "jump", "fbm", "mixture")
+FAMILIES = ("gaussian", "levy", "jump", "fbm", "mixture", "student_t")
 SAMPLERS = {"ode": "ei_ode", "sde": "ei_sde"}
 # --samplers=exact: every exact / denoiser-form sampler a family has (plus its own PF-ODE Heun).
 EXACT = ("ddim", "edm_heun", "dpmpp_2m", "ancestral", "ei_ode", "ei_sde", "dlpm", "heun")

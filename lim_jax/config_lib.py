@@ -36,6 +36,11 @@ def default_config() -> ConfigDict:
   c.data.image_size = 0  # 0 for vector (toy) data
   c.data.num_train = 50_000  # size of the fixed training set drawn from the toy generator
   c.data.alpha = 1.7  # tail index of the heavy-tailed ``sas`` toy set (Baule 2025)
+  # Own data (lim_jax/own_data.py): dataset 'array' (.npz/.npy) or 'image_folder' at ``path``.
+  c.data.path = ""
+  c.data.eval_fraction = 0.1  # held-out test split of own data
+  c.data.validation_fraction = 0.0  # held-out validation split (lim_jax.compare --tune)
+  c.data.split_seed = 0  # the split is the same for every run seed
 
   c.model = ConfigDict()
   c.model.name = "mlp"
@@ -236,7 +241,7 @@ def validate(config: ConfigDict, num_devices: int | None = None,
   Raises:
     ValueError: naming the first bad field.
   """
-  from lim_jax import data, models, samplers, losses, precondition  # pylint: disable=g-import-not-at-top
+  from lim_jax import data, models, own_data, samplers, losses, precondition  # pylint: disable=g-import-not-at-top
   from lim_jax.processes import get_process, grids  # pylint: disable=g-import-not-at-top
   num_devices = jax.device_count() if num_devices is None else num_devices
   num_processes = jax.process_count() if num_processes is None else num_processes
@@ -273,6 +278,7 @@ def validate(config: ConfigDict, num_devices: int | None = None,
   losses.validate_allocation(tr)
   _require(isinstance(tr.sample_every, numbers.Integral) and tr.sample_every >= 0,
            "training.sample_every", "must be an integer >= 0", tr.sample_every)
+  own_data.validate_run(config)  # own data: enough examples for the batch, a network that fits
 
   op = config.optim
   _require(op.optimizer in OPTIMIZERS, "optim.optimizer", f"must be one of {OPTIMIZERS}",
@@ -318,8 +324,8 @@ def validate(config: ConfigDict, num_devices: int | None = None,
 
   ev = config.eval
   _positive_int(config, "eval.num_samples")
-  from lim_jax import evaluate, image_data  # pylint: disable=g-import-not-at-top
-  evaluate.validate_metrics(ev, image_data.is_image_dataset(config.data.dataset))
+  from lim_jax import evaluate  # pylint: disable=g-import-not-at-top
+  evaluate.validate_metrics(ev, data.is_image(config.data))
   return process
 
 

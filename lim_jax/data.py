@@ -17,6 +17,10 @@ Generators (all return ``float32`` arrays of shape ``(n, 2)`` with per-coordinat
 * ``sas``: isotropic 2-D alpha-stable (char. fn ``exp(-|k|^alpha)``, ``alpha = data.alpha``, 1.7 by
   default as in Baule 2025): heavy tails, for the tail metrics.
 * ``funnel``: Neal's funnel, ``v ~ N(0, 1)``, ``x | v ~ N(0, e^v)``, as ``(x, v)``.
+
+Own data (``data.dataset`` ``'array'`` / ``'image_folder'`` with ``data.path``) is loaded and checked
+by :mod:`lim_jax.own_data`; :class:`OwnData` batches its training split exactly as :class:`ToyData`
+and draws references from its held-out splits.
 """
 
 from __future__ import annotations
@@ -29,8 +33,14 @@ from typing import Callable
 import jax
 import numpy as np
 
+from lim_jax import own_data
+
 GRID_RATIO = 200.0
 GRID_STD = 0.05
+# ``reference(n, salt)`` salts: the test draw that ``evaluate`` scores against, and the validation
+# draw that ``lim_jax.compare --tune`` selects on (toy sets: independent fresh draws; own data: the
+# test and validation splits).
+TEST_SALT, VALIDATION_SALT = 1, 2
 
 
 def ring8_centers() -> np.ndarray:
@@ -105,9 +115,13 @@ def validate(data_cfg) -> None:
   if image_data.is_image_dataset(data_cfg.dataset):
     image_data.validate(data_cfg)
     return
+  if own_data.is_own_dataset(data_cfg.dataset):
+    own_data.validate(data_cfg)
+    return
   if data_cfg.dataset not in TOY_DATASETS:
-    raise ValueError(f"data.dataset must be one of {sorted(TOY_DATASETS)} (toy) or "
-                     f"{sorted(image_data.IMAGE_DATASETS)} (images), got {data_cfg.dataset!r}")
+    raise ValueError(f"data.dataset must be one of {sorted(TOY_DATASETS)} (toy), "
+                     f"{sorted(image_data.IMAGE_DATASETS)} (images) or {own_data.OWN_DATASETS} "
+                     f"(own data, with data.path), got {data_cfg.dataset!r}")
   n = data_cfg.num_train
   if not (isinstance(n, numbers.Integral) and not isinstance(n, bool) and n > 0):
     raise ValueError(f"data.num_train must be a positive integer, got {n!r}")
@@ -137,7 +151,17 @@ def num_classes(data_cfg) -> int | None:
   name = data_cfg.dataset
   if image_data.is_image_dataset(name):
     return image_data.IMAGE_DATASETS[name].num_classes
+  if own_data.is_own_dataset(name):
+    return own_data.load(data_cfg).num_classes
   return TOY_CLASSES.get(name)
+
+
+def is_image(data_cfg) -> bool:
+  """Whether ``data.dataset`` yields images ``(H, W, C)`` (built-in image sets, own images)."""
+  from lim_jax import image_data  # pylint: disable=g-import-not-at-top
+  if own_data.is_own_dataset(data_cfg.dataset):
+    return own_data.load(data_cfg).is_image
+  return image_data.is_image_dataset(data_cfg.dataset)
 
 
 def toy_samples(data_cfg, rng: np.random.Generator, n: int) -> np.ndarray:
@@ -188,18 +212,72 @@ class ToyData:
       idx = np.random.default_rng([self.seed, step + i]).integers(
           0, len(self.train), global_batch)
       mine = idx[process_index * local:(process_index + 1) * local]
-      out[i] = self.train[mine]
+      out[i] = self._rows(mine, step + i, process_index * local)
       if labels:
         out_labels[i] = self.labels[mine]
     return (out, out_labels) if labels else out
+
+  def _rows(self, idx: np.ndarray, step: int, offset: int) -> np.ndarray:
+    """Training examples ``idx`` of step ``step`` (at ``offset`` in the global batch), float32."""
+    del step, offset
+    return self.train[idx]
 
   def reference(self, n: int, salt: int = 0) -> np.ndarray:
     """``n`` fresh points from the generator (not the training set), for metrics."""
     return toy_samples(self.data_cfg, np.random.default_rng([self.seed, 0xE7A1, salt]), n)
 
 
+@dataclasses.dataclass
+class OwnData(ToyData):
+  """Own data (:mod:`lim_jax.own_data`): the training split, batched as :class:`ToyData` (step ``n``
+  draws its indices from ``default_rng([seed, n])``), so resume and multi-process runs behave as
+  for the toy sets. Images are stored uint8 and scaled to ``[-1, 1]`` per batch; with
+  ``data.random_flip`` each is mirrored with probability 1/2 by ``default_rng([seed, n, 0xF11B])``
+  drawn per position of the global batch.
+
+  Attributes:
+    train: ``(n_train, *data_shape)`` float32 points or uint8 images.
+    labels: ``(n_train,)`` int32 class labels, or None.
+  """
+
+  def __post_init__(self):
+    own_data.validate(self.data_cfg)
+    examples = own_data.load(self.data_cfg)
+    parts = own_data.split(self.data_cfg, len(examples.x))
+    self.source = examples.source
+    self.train = examples.x[parts.train]
+    self.labels = None if examples.labels is None else examples.labels[parts.train]
+    self.validation, self.test = examples.x[parts.validation], examples.x[parts.test]
+    self.random_flip = examples.is_image and bool(self.data_cfg.get("random_flip", False))
+
+  def _as_float(self, rows: np.ndarray) -> np.ndarray:
+    return own_data.to_unit_interval(rows) if rows.dtype == np.uint8 else rows
+
+  def _rows(self, idx: np.ndarray, step: int, offset: int) -> np.ndarray:
+    rows = self._as_float(self.train[idx])
+    if self.random_flip:
+      flip = np.random.default_rng([self.seed, step, 0xF11B]).random(offset + len(idx))[offset:]
+      rows[flip < 0.5] = rows[flip < 0.5, :, ::-1]
+    return rows
+
+  def reference(self, n: int, salt: int = 0) -> np.ndarray:
+    """``min(n, split size)`` held-out examples (float32, images in ``[-1, 1]``) in a seeded order
+    (``default_rng([seed, 0xE7A1, salt])``, without repetition): the validation split for
+    ``salt = VALIDATION_SALT``, else the test split; the training split when ``eval_fraction`` is
+    0."""
+    pool = self.validation if salt == VALIDATION_SALT else self.test
+    if salt == VALIDATION_SALT and not len(pool):
+      raise ValueError("data.validation_fraction is 0: there is no validation split to select on; "
+                       "set it > 0")
+    if not len(pool):
+      pool = self.train
+    order = np.random.default_rng([self.seed, 0xE7A1, salt]).permutation(len(pool))[:n]
+    return self._as_float(pool[order])
+
+
 def get_dataset(data_cfg, seed: int):
-  """The dataset of ``data.dataset``: :class:`ToyData` or :class:`lim_jax.image_data.ImageData`.
+  """The dataset of ``data.dataset``: :class:`ToyData`, :class:`OwnData` or
+  :class:`lim_jax.image_data.ImageData`.
 
   Both offer ``data_shape``, ``batches(step, num_steps, global_batch, process_index,
   process_count)`` (a pure function of the step) and ``reference(n, salt)``.
@@ -207,4 +285,6 @@ def get_dataset(data_cfg, seed: int):
   from lim_jax import image_data  # pylint: disable=g-import-not-at-top
   if image_data.is_image_dataset(data_cfg.dataset):
     return image_data.ImageData(data_cfg, seed)
+  if own_data.is_own_dataset(data_cfg.dataset):
+    return OwnData(data_cfg, seed)
   return ToyData(data_cfg, seed)

@@ -26,7 +26,7 @@ from typing import Callable
 import numpy as np
 
 from lim_jax import data as data_lib
-from lim_jax import image_data, storage
+from lim_jax import storage
 from lim_jax.metric_writers import MetricWriter, log
 from lim_jax.metrics import diversity, fid, inception_features, inception_weights
 from lim_jax.metrics import prdc as prdc_lib
@@ -201,19 +201,28 @@ def score(samples: np.ndarray, reference: np.ndarray, config,
   return out
 
 
+SPLITS = {"test": data_lib.TEST_SALT, "validation": data_lib.VALIDATION_SALT}
+
+
 def evaluate(config, workdir: str,
-             feature_fn: Callable[[np.ndarray], np.ndarray] | None = None) -> list[dict[str, float]]:
+             feature_fn: Callable[[np.ndarray], np.ndarray] | None = None,
+             split: str = "test") -> list[dict[str, float]]:
   """Samples ``eval.num_samples`` per NFE from the latest checkpoint and writes the JSON.
 
   ``feature_fn`` (images only) replaces the Inception features of ``fid``/``prdc`` (a notebook or a
   benchmark with its own extractor); by default the weights come from ``eval.inception_path``.
+  ``split`` picks the reference: ``'test'`` (``eval/step_<N>.json``) or ``'validation'`` (an
+  independent draw, the validation split of own data; ``eval/validation_step_<N>.json``), which
+  ``lim_jax.compare --tune`` selects on so that the test numbers stay unbiased.
 
   Raises:
     FileNotFoundError: no checkpoint, or image metrics without the Inception file
       (``eval.inception_path``), before any sampling.
   """
   from lim_jax import sample as sample_lib  # pylint: disable=g-import-not-at-top
-  if image_data.is_image_dataset(config.data.dataset) and feature_fn is None:
+  if split not in SPLITS:
+    raise ValueError(f"split must be one of {sorted(SPLITS)}, got {split!r}")
+  if data_lib.is_image(config.data) and feature_fn is None:
     probe = Context(config, np.zeros((0,)))
     if probe.needs_features():  # a missing Inception file fails first, before data and checkpoint
       feature_fn = probe.feature_fn()
@@ -221,10 +230,11 @@ def evaluate(config, workdir: str,
   is_image = len(r["data"].data_shape) == 3
   validate_metrics(config.eval, is_image)
   sweep = tuple(config.eval.get("nfe_sweep", ())) or (config.sampling.nfe,)
-  reference = r["data"].reference(config.eval.num_samples, salt=1)
+  reference = r["data"].reference(config.eval.num_samples, salt=SPLITS[split])
   context = None
   if is_image:
-    context = Context(config, reference, workdir, feature_fn)
+    # The on-disk feature cache holds the test reference; a validation draw is not cached.
+    context = Context(config, reference, workdir if split == "test" else "", feature_fn)
     if context.needs_features():
       context.feature_fn()  # a missing or malformed Inception file fails here, before sampling
     if config.eval.num_samples < 2048 and context.needs_features():
@@ -239,12 +249,15 @@ def evaluate(config, workdir: str,
     row = {"nfe": used, "sampler": config.sampling.sampler,
            **score(samples, reference, config, context)}
     rows.append(row)
-    writer.write(r["step"], {f"eval/{k}": v for k, v in row.items() if k != "sampler"})
+    prefix = "eval" if split == "test" else f"eval_{split}"
+    writer.write(r["step"], {f"{prefix}/{k}": v for k, v in row.items() if k != "sampler"})
     log(f"eval step {r['step']} " + " ".join(
         f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()))
   writer.close()
-  path = os.path.join(workdir, "eval", f"step_{r['step']}.json")
+  name = ("" if split == "test" else f"{split}_") + f"step_{r['step']}.json"
+  path = os.path.join(workdir, "eval", name)
   storage.write_text(path, json.dumps({"step": r["step"], "family": r["process"].family,
-                                       "dataset": config.data.dataset, "rows": rows}, indent=2))
+                                       "dataset": config.data.dataset, "split": split,
+                                       "rows": rows}, indent=2))  # atomic, local or gs://
   log(f"wrote {path}")
   return rows

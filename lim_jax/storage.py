@@ -81,7 +81,10 @@ def as_path(path: str | os.PathLike) -> epath.Path:
 def describe_error(e: BaseException) -> str:
   """One line for a storage failure, with the likely cause for the usual Cloud Storage errors."""
   first = (str(e).strip().splitlines() or [""])[0][:300]
-  text = f"{type(e).__name__}: {first}" if first else type(e).__name__
+  if isinstance(e, OSError) and e.errno and first.startswith("[Errno"):
+    text = first  # "[Errno 30] Read-only file system: '...'" already names the kind
+  else:
+    text = f"{type(e).__name__}: {first}" if first else type(e).__name__
   low = text.lower()
   code = getattr(e, "code", None)
   if code in (401, 403) or any(w in low for w in ("forbidden", "unauthorized", "credential",

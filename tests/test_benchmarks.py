@@ -57,7 +57,7 @@ def numbers(cells: list[str]) -> list[float]:
 
 def test_bench_nfe_study_tiny(tmp_path):
   """One family, one dataset, seed 0, NFE 10, ODE and SDE: the table has one row per sampler with
-  finite metrics (rare modes in [0, 12]), and the PNG is written to --out and --figures, < 150 kB
+  finite metrics (on-mode fraction in [0, 1], rare modes in [0, 12]), and the PNG is written to --out and --figures, < 150 kB
   (the size limit for committed figures)."""
   out, figs = tmp_path / "out", tmp_path / "figs"
   stdout = run_script("bench_nfe_study.py", "--tiny", "--datasets=grid_imbalanced",
@@ -67,9 +67,9 @@ def test_bench_nfe_study_tiny(tmp_path):
   rows = table_rows(md, "gaussian")
   assert [r[1] for r in rows] == ["ei_ode@10", "ei_sde@10"]
   for r in rows:
-    sw, tail, rare, tv, finite = numbers(r[2:])
+    sw, tail, on_mode, rare, tv, finite = numbers(r[2:])
     assert all(math.isfinite(v) for v in (sw, tail, tv))
-    assert 0 < sw and 0 <= rare <= 12 and finite == 1.0
+    assert 0 < sw and 0 <= on_mode <= 1 and 0 <= rare <= 12 and finite == 1.0
   for folder in (out, figs):
     png = folder / "nfe_grid_imbalanced.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -513,7 +513,7 @@ def _train_toy_jump(steps, batch, hidden, depth):
   config.model.hidden, config.model.depth = hidden, depth
   proc = get_process(config.process)
   data = isotropic_stable(jax.random.PRNGKey(0), config.data.alpha, (20_000, 2))
-  model = get_model(config.model, (2,))
+  model = get_model(config.model, (2,), proc.num_outputs)
   apply_fn = make_apply(model)
   params = model.init(jax.random.PRNGKey(1), data[:2], jnp.ones((2,)))["params"]
   loss_fn = losses.make_loss_fn(proc, apply_fn, config.training.loss, train=False)

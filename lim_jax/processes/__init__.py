@@ -16,6 +16,7 @@ FAMILIES: dict[str, str] = {
     "jump": "lim_jax.processes.jump",
     "fbm": "lim_jax.processes.fbm",
     "mixture": "lim_jax.processes.mixture",
+    "student_t": "lim_jax.processes.student_t",
 }
 
 
