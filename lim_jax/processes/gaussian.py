@@ -27,7 +27,6 @@ import jax
 import jax.numpy as jnp
 
 from lim_jax.processes import base
-from lim_jax.processes.schedules import schedule_from_config
 
 Array = jax.Array
 
@@ -112,9 +111,11 @@ class GaussianProcess(base.ScheduledProcess):
     return {"ei_ode": self.ei_ode_step, "ei_sde": self.ei_sde_step}
 
 
+def config_fields() -> dict:
+  """The family's own ``process`` fields: none (the schedule's and the times' are shared)."""
+  return base.config_fields_of(GaussianProcess)
+
+
 def from_config(cfg) -> GaussianProcess:
-  """``process`` ConfigDict -> :class:`GaussianProcess` (validated)."""
-  proc = GaussianProcess(schedule=schedule_from_config(cfg), t_min=float(cfg.t_min),
-                         t_min_train=float(cfg.t_min_train))
-  proc.validate()
-  return proc
+  """``process`` ConfigDict -> :class:`GaussianProcess` (validated; :func:`base.from_config_of`)."""
+  return base.from_config_of(GaussianProcess, cfg)

@@ -92,11 +92,9 @@ from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
-from ml_collections import config_dict
 
 from lim_jax import stable
 from lim_jax.processes import base, grids
-from lim_jax.processes.schedules import schedule_from_config
 
 Array = jax.Array
 TARGETS = ("eps", "a_conditioned")
@@ -392,22 +390,13 @@ def make_dlpm_sampler(process: LevyProcess, apply_fn, nfe: int, *, grid_fn=None,
 
 # ---- config ------------------------------------------------------------------------------------
 def config_fields() -> dict:
-  """The levy family's own ``process`` fields and defaults (``config_lib.set_family``)."""
-  return {
-      "alpha": 1.8,  # LIM's CIFAR10 setting; DESIGN.md §9 name
-      "clamp_a": config_dict.placeholder(float),  # None = exact tails; LIM supp. code / DLPM: 20
-      "clamp_eps": config_dict.placeholder(float),  # None = exact tails; DLPM: 50-200
-      "lim_compat": False,  # True: LIM's reverse-SDE score coefficient alpha (biased)
-      "target": "eps",  # eps | a_conditioned
-  }
+  """The levy family's own ``process`` fields and defaults, read off :class:`LevyProcess`
+  (``alpha`` 1.8: LIM's CIFAR10 setting; ``clamp_a`` / ``clamp_eps`` None: exact tails, LIM's
+  supplementary code and DLPM clamp ``A`` at 20 and the noise at 50-200; ``lim_compat``: LIM's
+  biased reverse-SDE score coefficient ``alpha``; ``target``: ``eps`` or ``a_conditioned``)."""
+  return base.config_fields_of(LevyProcess)
 
 
 def from_config(cfg) -> LevyProcess:
   """``process`` ConfigDict -> :class:`LevyProcess` (validated, before anything is compiled)."""
-  defaults = {name: (value.get() if isinstance(value, config_dict.FieldReference) else value)
-              for name, value in config_fields().items()}
-  fields = {name: cfg.get(name, default) for name, default in defaults.items()}
-  proc = LevyProcess(schedule=schedule_from_config(cfg), t_min=float(cfg.t_min),
-                     t_min_train=float(cfg.t_min_train), **fields)
-  proc.validate()
-  return proc
+  return base.from_config_of(LevyProcess, cfg)
