@@ -3,7 +3,7 @@
 Writes ``workdir/eval/step_<N>.json`` with one row per NFE (``eval.nfe_sweep``, or the configured
 ``sampling.nfe``) and logs each row to ``metrics.jsonl`` under ``eval/``.
 
-Metrics (``eval.metrics``), by kind of data (DESIGN.md §8):
+Metrics (``eval.metrics``), by kind of data:
 
 * toy (vector) data: ``sliced_wasserstein``, ``mmd``, ``tail_quantile_log_error``,
   ``mode_coverage`` (``grid_imbalanced``), ``prdc`` (precision/recall/density/coverage of the raw

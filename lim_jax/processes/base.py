@@ -1,7 +1,7 @@
 """The Process protocol: one forward noise process, its training target and its reverse steps.
 
 Every family obeys a continuity equation ``d/dt p_t = -div(f p_t) + lap(V_t)`` with ``V_t`` linear in
-``p_t`` (DESIGN.md §2). With the flux velocity ``v_t = grad V_t / p_t``:
+``p_t`` (docs/README.md, common ground). With the flux velocity ``v_t = grad V_t / p_t``:
 
 * probability-flow ODE, forward time: ``dx/dt = f(x, t) - v_t(x)`` (reverse time: ``-f + v``);
 * reverse SDE with the forward noise law: ``dx/dtau = -f + 2 v + (forward noise increment)``;

@@ -1,7 +1,7 @@
 """Generative fractional diffusion (GFDM, Nobis et al. NeurIPS 2024): MA-fBM driven VP / VE SDEs.
 
-DESIGN.md §3.4; float64 numerics in :mod:`lim_jax.processes.fbm_tables`. Time is forward time in the
-schedule's units, ``t in [0, t_max]`` (``t_max = 1`` for FVP-linear and FVE).
+docs/families/fbm.md; float64 numerics in :mod:`lim_jax.processes.fbm_tables`. Time is forward
+time in the schedule's units, ``t in [0, t_max]`` (``t_max = 1`` for FVP-linear and FVE).
 
 Forward process, per data coordinate (``K = num_ou`` OU processes sharing one Brownian motion B):
 

@@ -2,7 +2,8 @@
 
 Forward kernel ``x_t = m_t x0 + s_t eps``, ``eps ~ N(0, I)`` (score SDE eq. 29; ``m_t, s_t`` from
 :mod:`lim_jax.processes.schedules`). The network predicts ``eps``; the score is
-``grad log p_t = -eps_hat / s_t`` and the flux velocity ``v = (g^2/2) grad log p_t`` (DESIGN.md §2).
+``grad log p_t = -eps_hat / s_t`` and the flux velocity ``v = (g^2/2) grad log p_t``
+(docs/families/gaussian.md §2).
 The DSM loss ``E |eps_hat(x_t, t) - eps|^2`` is Ho et al. (2020) eq. 14 / score SDE eq. 7 with
 weighting ``lambda(t) = s_t^2``.
 

@@ -1,8 +1,9 @@
-"""Gaussian-mixture noise (GM-SGM, Ma et al., ICLR 2023 submission; DESIGN.md §3.5).
+"""Gaussian-mixture noise (GM-SGM, Ma et al., ICLR 2023 submission; docs/families/mixture.md).
 
 The paper publishes only the idea (train on Gaussian-mixture noise so that sampling alternates "large
 jumps" and "small roaming"; empirical-Bayes denoising), no equations or code. This module is the
-principled version built in DESIGN.md §3.5; every choice below is ours and is stated as such.
+principled version built in docs/families/mixture.md §1; every choice below is ours and is stated
+as such.
 
 Forward kernel, VP or VE path (:mod:`lim_jax.processes.schedules`, time in score-SDE units):
 
@@ -16,7 +17,8 @@ product of 1-D mixtures, i.e. ``M^d`` components); every formula below then hold
 
 Each component is a Gaussian diffusion with diffusion ``g^2 kappa_k^2``, so the marginal obeys
 ``d/dt p = -div(f x p) + lap V`` with ``V = (g^2/2) sum_k pi_k kappa_k^2 p_k`` and the flux velocity
-(DESIGN.md §2) is ``v = grad V / p = (g^2/2) sum_k P(k|x) kappa_k^2 grad log p_k(x)``. Per
+(docs/families/mixture.md §3) is
+``v = grad V / p = (g^2/2) sum_k P(k|x) kappa_k^2 grad log p_k(x)``. Per
 coordinate the diffusion term is ``sum_i d_i^2 V_i`` with one ``V_i`` per coordinate and ``v_i =
 d_i V_i / p``; the conditional targets below are the same elementwise expressions.
 
@@ -25,12 +27,14 @@ Network: two data-shaped heads concatenated on the last axis (``num_outputs = 2`
 * head 1, ``e``: the score in noise units, ``grad log p_t = -e / s_t``. Targets (``process.target``):
   ``'posterior'`` (default) ``kappa eps * sum_k r_k / kappa_k^2`` with ``r_k = P(k | x_t, x0)``
   ``∝ pi_k N(x_t - m_t x0; 0, s_t^2 kappa_k^2)``, i.e. ``-s_t`` times the score of the mixture kernel
-  (DESIGN.md §3.5); ``'sampled'`` ``eps / kappa`` (the drawn component's score). The first is the
-  conditional mean of the second given ``(x_t, x0)`` (Rao–Blackwell): same minimizer, lower variance.
+  (docs/families/mixture.md §3); ``'sampled'`` ``eps / kappa`` (the drawn component's score). The
+  first is the conditional mean of the second given ``(x_t, x0)`` (Rao–Blackwell): same minimizer,
+  lower variance.
   Per sample in high dimension ``r`` is almost one-hot (the norm of the noise reveals ``kappa``), so
   the two coincide on images; the gain is in low dimension and per coordinate.
 * head 2, ``w / kappa_rms``: ``w = E[kappa eps | x_t] = (x_t - m_t E[x0|x_t]) / s_t``, so
-  ``v = -(g^2/2) w / s_t``. The conditional target of DESIGN.md §3.5, ``-(g^2/2) kappa eps / s_t``, is
+  ``v = -(g^2/2) w / s_t``. The conditional target of docs/families/mixture.md §3,
+  ``-(g^2/2) kappa eps / s_t``, is
   a deterministic function of ``(x_t, x0)`` (summing ``r_k kappa_k^2`` times the component score gives
   ``-(x_t - m_t x0)/s_t^2`` for every ``r``), so both targets share it. ``kappa_rms =
   sqrt(sum_k pi_k kappa_k^2)`` makes the target unit-variance.
