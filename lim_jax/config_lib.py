@@ -2,7 +2,8 @@
 
 Config files in ``configs/`` call :func:`default_config` and override fields; a family's own fields
 (``process.alpha``, ``process.hurst``, ...) come from the family module's ``config_fields()`` through
-:func:`set_family`. Field names listed in DESIGN.md §9 are a public contract: never rename them.
+:func:`set_family`. Field names listed in the README (Configuration, Outputs) are a public
+contract: never rename them.
 
 :func:`validate` runs before anything is compiled and raises ``ValueError`` whose message starts
 with the offending field's dotted name.

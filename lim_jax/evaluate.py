@@ -3,7 +3,7 @@
 Writes ``workdir/eval/step_<N>.json`` with one row per NFE (``eval.nfe_sweep``, or the configured
 ``sampling.nfe``) and logs each row to ``metrics.jsonl`` under ``eval/``.
 
-Metrics (``eval.metrics``), by kind of data (DESIGN.md §8):
+Metrics (``eval.metrics``), by kind of data:
 
 * toy (vector) data: ``sliced_wasserstein``, ``mmd``, ``tail_quantile_log_error``,
   ``mode_coverage`` (``grid_imbalanced``), ``prdc`` (precision/recall/density/coverage of the raw
@@ -28,7 +28,8 @@ import numpy as np
 from lim_jax import data as data_lib
 from lim_jax import storage
 from lim_jax.metric_writers import MetricWriter, log
-from lim_jax.metrics import diversity, prdc as prdc_lib
+from lim_jax.metrics import diversity, fid, inception_features, inception_weights
+from lim_jax.metrics import prdc as prdc_lib
 from lim_jax.metrics import toy as toy_metrics
 
 IMAGE_ONLY = ("fid", "pixel_vendi")
@@ -63,16 +64,15 @@ class Context:
 
   def feature_fn(self) -> Callable[[np.ndarray], np.ndarray]:
     if self._feature_fn is None:
-      from lim_jax.metrics import fid  # pylint: disable=g-import-not-at-top
       path = self.config.eval.get("inception_path", "")
       if not path:
         raise FileNotFoundError(
             "eval.inception_path is empty: the image metrics (fid, prdc) need the Inception-v3 "
-            f"weights of pytorch-fid ({fid.WEIGHTS_URL}); download the file and pass "
-            "--config.eval.inception_path=/path/to/pt_inception-2015-12-05-6726825d.pth")
-      self._feature_fn = fid.make_feature_fn(fid.load_inception_params(path),
-                                             batch_size=int(self.config.eval.get("batch_size",
-                                                                                 50)))
+            f"weights of pytorch-fid ({inception_weights.WEIGHTS_URL}); download the file and "
+            "pass --config.eval.inception_path=/path/to/pt_inception-2015-12-05-6726825d.pth")
+      self._feature_fn = inception_features.make_feature_fn(
+          inception_weights.load_inception_params(path),
+          batch_size=int(self.config.eval.get("batch_size", 50)))
     return self._feature_fn
 
   def sample_features(self, samples: np.ndarray) -> np.ndarray:
@@ -122,7 +122,6 @@ def _modes(samples, reference, config, ctx):
 
 def _fid(samples, reference, config, ctx: Context):
   del reference, config
-  from lim_jax.metrics import fid  # pylint: disable=g-import-not-at-top
   return {"fid": fid.fid_from_features(ctx.sample_features(samples), ctx.reference_features())}
 
 

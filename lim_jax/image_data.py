@@ -1,6 +1,6 @@
 """Image datasets: ``tfds.data_source`` (array_record files, no TensorFlow) read through grain.
 
-DESIGN.md §5. :class:`ImageData` offers the interface of :class:`lim_jax.data.ToyData`, so the train
+:class:`ImageData` offers the interface of :class:`lim_jax.data.ToyData`, so the train
 loop needs no change: ``.data_shape`` and ``.batches(step, num_steps, global_batch, process_index,
 process_count) -> (num_steps, global_batch // process_count, H, W, C)`` float32 in ``[-1, 1]``
 (channels last, as flax convolutions expect).
@@ -355,7 +355,7 @@ class _Subset:
 
 @dataclasses.dataclass
 class ImageData:
-  """A tfds image dataset and its deterministic, per-process batch stream (DESIGN.md §5).
+  """A tfds image dataset and its deterministic, per-process batch stream.
 
   Config fields read (all with ``data_cfg.get(field, default)``): ``dataset``, ``image_size`` (0),
   ``data_dir`` ('' = tfds default), ``random_flip`` (True; False for mnist), ``lt_ratio`` (100),

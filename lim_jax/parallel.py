@@ -1,4 +1,4 @@
-"""One mesh over every device: batch sharded on ``data``, state replicated (DESIGN.md §6).
+"""One mesh over every device: batch sharded on ``data``, state replicated (README, Parallelism).
 
 The same code runs on 1 CPU, 8 GPUs or a multi-host pod: the mesh spans ``jax.devices()`` (all
 processes' devices), each process feeds its slice of the global batch through

@@ -9,7 +9,7 @@ Conventions (Samorodnitsky & Taqqu 1994, S1 parametrisation = ``scipy.stats.levy
   (``A ~ levy_stable(alpha/2, 1, scale=cos(pi alpha/4)^{2/alpha})``).
 * :func:`isotropic_stable`: isotropic ``d``-dimensional SaS vector with ``E exp(i k.eps) =
   exp(-|k|^alpha)``, as the sub-Gaussian mixture ``eps = sqrt(A) G``, ``G ~ N(0, 2 I)``
-  (Samorodnitsky & Taqqu Prop. 2.5.2; DESIGN.md §3.2; LIM, Yoon et al. 2023, eq. 3).
+  (Samorodnitsky & Taqqu Prop. 2.5.2; docs/families/levy.md §1; LIM, Yoon et al. 2023, eq. 3).
 
 Numerics (float32 and float64). All three samplers are exact in law; they are written so that no
 ``alpha`` in ``(0, 2]`` can produce NaN or Inf:
@@ -177,7 +177,7 @@ def positive_stable_mixing(key: jax.Array, alpha: float, shape: Shape, dtype=jnp
                            clamp: float | None = None) -> Array:
   """Positive ``(alpha/2)``-stable ``A`` with ``E exp(-s A) = exp(-s^{alpha/2})`` (Kanter 1975).
 
-  With ``a = alpha/2``, ``phi = pi U ~ U(0, pi)``, ``W ~ Exp(1)`` (DESIGN.md §3.2 with
+  With ``a = alpha/2``, ``phi = pi U ~ U(0, pi)``, ``W ~ Exp(1)`` (docs/families/levy.md §1 with
   ``phi = V + pi/2``):
   ``A = sin(a phi) / sin(phi)^{1/a} * (sin((1 - a) phi) / W)^{(1 - a)/a}``.
   Each sine is evaluated from its nearer zero with ``1 - a u = (1 - u) + (1 - a) u`` and

@@ -1,4 +1,4 @@
-"""The command line as a user runs it: train then sample, outputs of DESIGN.md §9, exit codes."""
+"""The command line as a user runs it: train then sample, outputs of the README, exit codes."""
 
 import json
 import os
@@ -23,7 +23,7 @@ def run_cli(*args, cwd=ROOT):
 
 
 def test_train_sample_eval_write_the_documented_outputs(tmp_path):
-  """Reference: the output names and the resume message fixed by DESIGN.md §9 / the README."""
+  """Reference: the output names and the resume message fixed by the README (Outputs)."""
   work = tmp_path / "run"
   cfg = "--config=configs/toy_gaussian.py"
   r = run_cli(cfg, f"--workdir={work}", *TINY)

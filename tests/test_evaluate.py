@@ -11,7 +11,7 @@ import pytest
 import tensorflow_datasets as tfds
 
 from lim_jax import config_lib, evaluate, train
-from lim_jax.metrics import fid, prdc
+from lim_jax.metrics import inception_weights, prdc
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
@@ -57,7 +57,7 @@ def synthetic_inception(tmp_path_factory) -> str:
   (BatchNorm at identity), so the features depend on the image."""
   rng = np.random.default_rng(0)
   state = {}
-  for k, s in fid.expected_state_dict_shapes().items():
+  for k, s in inception_weights.expected_state_dict_shapes().items():
     if k.endswith("conv.weight") or k == "fc.weight":
       v = rng.standard_normal(s) * np.sqrt(2.0 / np.prod(s[1:]))
     elif k.endswith(("bn.weight", "running_var")):
@@ -66,7 +66,7 @@ def synthetic_inception(tmp_path_factory) -> str:
       v = np.zeros(s)
     state[k] = v.astype(np.float32)
   path = str(tmp_path_factory.mktemp("inception") / "inception.npz")
-  fid.save_npz(state, path)
+  inception_weights.save_npz(state, path)
   return path
 
 

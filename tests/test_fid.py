@@ -25,7 +25,7 @@ import numpy as np
 import pytest
 import scipy.linalg
 
-from lim_jax.metrics import fid, inception
+from lim_jax.metrics import fid, inception, inception_features, inception_weights, torch_pickle
 
 # ------------------------------------------------------------------------------------------------
 # Independent references
@@ -214,7 +214,7 @@ def test_parameter_count_and_key_shapes_match_torchvision():
   uses, which must be what our key list holds. Spot-checked shapes are read off torchvision's
   ``Inception3`` / ``InceptionC`` / ``InceptionE`` definitions.
   """
-  shapes = fid.expected_state_dict_shapes()
+  shapes = inception_weights.expected_state_dict_shapes()
   aux = (768 * 128 + 2 * 128) + (128 * 768 * 25 + 2 * 768) + (768 * 1000 + 1000)
   fc1000 = 2048 * 1000 + 1000
   params = sum(int(np.prod(s)) for k, s in shapes.items() if not k.endswith(("running_mean",
@@ -242,7 +242,7 @@ def test_preprocess_matches_pil_bicubic_and_input_conventions():
   rng = np.random.default_rng(6)
   for size in (32, 400):
     img = rng.integers(0, 256, (1, size, size, 3), dtype=np.uint8)
-    got = np.asarray(fid.preprocess(jnp.asarray(img)))
+    got = np.asarray(inception_features.preprocess(jnp.asarray(img)))
     assert got.shape == (1, 299, 299, 3)
     ref = np.stack([np.asarray(Image.fromarray(img[0, :, :, c].astype(np.float32), mode="F")
                                .resize((299, 299), resample=Image.BICUBIC)) for c in range(3)], -1)
@@ -250,10 +250,11 @@ def test_preprocess_matches_pil_bicubic_and_input_conventions():
     np.testing.assert_allclose(got[0], ref, atol=0.02 / 127.5)
   img = rng.integers(0, 256, (2, 16, 16, 1), dtype=np.uint8)
   as_float = img.astype(np.float32) / 127.5 - 1.0
-  np.testing.assert_allclose(fid.preprocess(jnp.asarray(img)),
-                             fid.preprocess(jnp.asarray(as_float)), atol=1e-5)
-  np.testing.assert_allclose(fid.preprocess(jnp.asarray(img)),
-                             fid.preprocess(jnp.asarray(np.repeat(img, 3, -1))), atol=0)
+  preprocess = inception_features.preprocess
+  np.testing.assert_allclose(preprocess(jnp.asarray(img)), preprocess(jnp.asarray(as_float)),
+                             atol=1e-5)
+  np.testing.assert_allclose(preprocess(jnp.asarray(img)),
+                             preprocess(jnp.asarray(np.repeat(img, 3, -1))), atol=0)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -328,7 +329,7 @@ def _torch_pickle(obj, torch_mod, legacy: bool) -> bytes:
 
 
 def _write_torch_file(path, state_dict, legacy: bool) -> None:
-  """Minimal ``torch.save`` of a state dict (layouts as in the module docstring of fid.py).
+  """Minimal ``torch.save`` of a state dict (layouts: torch_pickle.py).
 
   Exercised layouts: contiguous tensors; one channels-last conv kernel (permuted strides);
   each BN's running mean and var sharing one storage (second at a non-zero offset); int64 0-d
@@ -393,7 +394,7 @@ def _synthetic_state_dict(seed=0) -> dict[str, np.ndarray]:
   """Real key names and shapes (plus fc and num_batches_tracked); He-scaled random conv weights."""
   rng = np.random.default_rng(seed)
   sd = {}
-  for key, shape in fid.expected_state_dict_shapes().items():
+  for key, shape in inception_weights.expected_state_dict_shapes().items():
     if key.endswith("conv.weight"):
       scale = np.sqrt(2.0 / np.prod(shape[1:]))
       sd[key] = (rng.standard_normal(shape, dtype=np.float32) * scale).astype(np.float32)
@@ -415,13 +416,13 @@ def weights(tmp_path_factory):
   sd = _synthetic_state_dict()
   paths = {"npz": str(root / "w.npz"), "zip": str(root / "w_zip.pth"),
            "legacy": str(root / "w_legacy.pth")}
-  fid.save_npz(sd, paths["npz"])
+  inception_weights.save_npz(sd, paths["npz"])
   _write_torch_file(paths["zip"], sd, legacy=False)
   _write_torch_file(paths["legacy"], sd, legacy=True)
-  loaded = {"npz": fid.load_inception_params(paths["npz"])}
+  loaded = {"npz": inception_weights.load_inception_params(paths["npz"])}
   for fmt in ("zip", "legacy"):  # random weights: not the release's SHA-256
     with pytest.warns(UserWarning, match="SHA-256"):
-      loaded[fmt] = fid.load_inception_params(paths[fmt])
+      loaded[fmt] = inception_weights.load_inception_params(paths[fmt])
   return {"state_dict": sd, "paths": paths, "variables": loaded, "root": root}
 
 
@@ -440,7 +441,7 @@ def test_loaders_round_trip_all_formats(weights):
   """
   sd = weights["state_dict"]
   for fmt in ("zip", "legacy"):
-    raw = fid.load_torch_state_dict(weights["paths"][fmt])
+    raw = torch_pickle.load_torch_state_dict(weights["paths"][fmt])
     assert set(raw) == set(sd)
     for key, value in sd.items():
       assert raw[key].dtype == value.dtype and raw[key].shape == value.shape, key
@@ -522,17 +523,18 @@ def test_inception_features_match_pytorch_and_are_deterministic(weights):
   rng = np.random.default_rng(9)
   a, b = rng.integers(0, 256, (2, 32, 32, 3), dtype=np.uint8)
   images = np.stack([a, b, a])
-  feats = fid.make_feature_fn(weights["variables"]["npz"], batch_size=2)(images)
+  feats = inception_features.make_feature_fn(weights["variables"]["npz"], batch_size=2)(images)
   assert feats.shape == (3, 2048) and feats.dtype == np.float64
   assert np.all(np.isfinite(feats)) and np.all(feats >= 0) and np.std(feats) > 0
   np.testing.assert_allclose(feats[:2, _GOLDEN_INDEX], _GOLDEN_VALUES, rtol=0, atol=1e-4)
   np.testing.assert_allclose(feats[:2].sum(axis=1), _GOLDEN_SUMS, rtol=2e-5)
   np.testing.assert_array_equal(feats[0], feats[2])
   assert not np.allclose(feats[0], feats[1])
-  legacy = fid.make_feature_fn(weights["variables"]["legacy"], batch_size=2)(images[:2])
+  legacy = inception_features.make_feature_fn(weights["variables"]["legacy"],
+                                              batch_size=2)(images[:2])
   np.testing.assert_array_equal(legacy, feats[:2])
   with pytest.raises(ValueError, match="C in"):
-    fid.make_feature_fn(weights["variables"]["npz"], batch_size=2)(images[..., :2])
+    inception_features.make_feature_fn(weights["variables"]["npz"], batch_size=2)(images[..., :2])
 
 
 # ------------------------------------------------------------------------------------------------
@@ -567,8 +569,8 @@ def test_restricted_unpickler_refuses_other_globals(tmp_path, layout):
         pickle.dump(item, f, protocol=2)
       f.write(payload)
       pickle.dump([], f, protocol=2)
-  with pytest.raises(fid.UnsafePickleError, match=r"eval\.inception_path.*system"):
-    fid.load_inception_params(str(path))
+  with pytest.raises(torch_pickle.UnsafePickleError, match=r"eval\.inception_path.*system"):
+    inception_weights.load_inception_params(str(path))
   assert not marker.exists()
 
 
@@ -578,37 +580,37 @@ def test_missing_and_malformed_files_give_named_errors(weights, tmp_path):
   naming eval.inception_path (and the offending key)."""
   for missing in (str(tmp_path / "nope.pth"), ""):
     with pytest.raises(FileNotFoundError, match=r"eval\.inception_path.*pt_inception-2015-12-05"):
-      fid.load_inception_params(missing)
+      inception_weights.load_inception_params(missing)
   garbage = tmp_path / "garbage.pth"
   garbage.write_bytes(b"this is not a weights file" * 10)
   with pytest.raises(ValueError, match=r"eval\.inception_path"):
-    fid.load_inception_params(str(garbage))
+    inception_weights.load_inception_params(str(garbage))
   for fmt in ("zip", "legacy"):
     data = open(weights["paths"][fmt], "rb").read()
     for cut in (len(data) // 2, 200):
       truncated = tmp_path / f"trunc_{fmt}_{cut}.pth"
       truncated.write_bytes(data[:cut])
       with pytest.raises(ValueError, match=r"eval\.inception_path"):
-        fid.load_inception_params(str(truncated))
+        inception_weights.load_inception_params(str(truncated))
   tiny = tmp_path / "tiny.npz"
-  fid.save_npz({"fc.bias": np.zeros(1008, np.float32)}, str(tiny))
+  inception_weights.save_npz({"fc.bias": np.zeros(1008, np.float32)}, str(tiny))
   with pytest.raises(ValueError, match=r"eval\.inception_path.*lacks the key 'Conv2d_1a_3x3\."):
-    fid.load_inception_params(str(tiny))
+    inception_weights.load_inception_params(str(tiny))
   # The rest goes through the same validation without writing 90 MB files.
   sd = dict(weights["state_dict"])
   del sd["Mixed_6c.branch7x7dbl_3.bn.running_mean"]
   with pytest.raises(ValueError, match=r"eval\.inception_path.*Mixed_6c\.branch7x7dbl_3\.bn\."
                                        r"running_mean"):
-    fid.state_dict_to_variables(sd, "x.npz")
+    inception_weights.state_dict_to_variables(sd, "x.npz")
   sd = dict(weights["state_dict"])
   sd["Mixed_7b.branch3x3_2a.conv.weight"] = np.zeros((384, 384, 3, 1), np.float32)
   with pytest.raises(ValueError, match=r"eval\.inception_path.*Mixed_7b\.branch3x3_2a\.conv"):
-    fid.state_dict_to_variables(sd, "x.npz")
+    inception_weights.state_dict_to_variables(sd, "x.npz")
   sd = dict(weights["state_dict"])
   sd["fc.weight"], sd["fc.bias"] = np.zeros((1000, 2048), np.float32), np.zeros(1000, np.float32)
   with pytest.raises(ValueError, match=r"eval\.inception_path.*fc\.weight"):
-    fid.state_dict_to_variables(sd, "x.npz")
+    inception_weights.state_dict_to_variables(sd, "x.npz")
   sd = dict(weights["state_dict"])
   sd["AuxLogits.conv0.conv.weight"] = np.zeros((128, 768, 1, 1), np.float32)
   with pytest.raises(ValueError, match=r"unexpected key 'AuxLogits.*torchvision"):
-    fid.state_dict_to_variables(sd, "x.npz")
+    inception_weights.state_dict_to_variables(sd, "x.npz")

@@ -44,7 +44,7 @@ from tensorboardX.proto import event_pb2
 from lim_jax import checkpoint as ckpt_lib
 from lim_jax import evaluate, image_data, storage, train
 from lim_jax.metric_writers import MetricWriter
-from lim_jax.metrics import fid
+from lim_jax.metrics import inception_weights
 from test_checkpoint_retry import check_retry_then_stop
 from test_cli import ROOT
 from test_multihost import check_two_processes_match_one
@@ -435,11 +435,12 @@ def test_inception_path_and_data_dir_on_gcs(gcs):
   dict: refused naming the field after reading it), and a ``data.data_dir`` in the bucket without
   the prepared dataset is one ``FileNotFoundError`` naming ``data.data_dir``."""
   storage.save_npz(f"gs://{BUCKET}/weights/bad.npz", x=np.zeros(3))
-  assert fid._read_bytes(f"gs://{BUCKET}/weights/bad.npz") == gcs.read("weights/bad.npz")
+  assert (inception_weights._read_bytes(f"gs://{BUCKET}/weights/bad.npz")
+          == gcs.read("weights/bad.npz"))
   with pytest.raises(ValueError, match=r"^eval.inception_path"):
-    fid.load_inception_params(f"gs://{BUCKET}/weights/bad.npz")
+    inception_weights.load_inception_params(f"gs://{BUCKET}/weights/bad.npz")
   with pytest.raises(FileNotFoundError, match=r"^eval.inception_path"):
-    fid.load_inception_params(f"gs://{BUCKET}/weights/missing.pth")
+    inception_weights.load_inception_params(f"gs://{BUCKET}/weights/missing.pth")
   with pytest.raises(FileNotFoundError, match=r"data.data_dir='gs://"):
     image_data.open_source("cifar10", "train", f"gs://{BUCKET}/tfds")
 

@@ -3,7 +3,8 @@
 References: closed forms of LIM's schedules and automatic differentiation (schedule); a fine-step
 Euler simulation of the forward SDE with stable increments and ``scipy.stats.levy_stable.ppf``
 (kernel); the exact fractional score of a point mass, ``S = -x/(alpha sigma_t^alpha)``, whose
-marginal is ``SaS(sigma_t)`` with scipy quantiles (samplers; DESIGN.md §3.2); the Gaussian VP family
+marginal is ``SaS(sigma_t)`` with scipy quantiles (samplers; docs/families/levy.md §4); the
+Gaussian VP family
 of this package (alpha = 2); and a short training run of the toy config.
 
 Seeds are fixed. Sample quantiles are compared within 4 asymptotic standard errors
@@ -177,7 +178,7 @@ def test_perturb_structure(key):
 ALPHA_PM = 1.5
 POINT_MASS = levy.LevyProcess(
     schedule=Schedule(kind="linear", beta_min=1.0, beta_max=1.0 + 1e-6, t_max=3.0),
-    alpha=ALPHA_PM, t_min=0.3, t_min_train=0.3)  # beta = 1, T = 3 -> t = 0.3 (DESIGN.md §3.2)
+    alpha=ALPHA_PM, t_min=0.3, t_min_train=0.3)  # beta = 1, T = 3 -> t = 0.3 (levy.md §4)
 
 
 def _point_mass_eps(process):
@@ -224,7 +225,8 @@ def test_point_mass_stochastic_samplers_reproduce_marginal(name, nfe, seed):
   """With the exact score of a point mass, the score-coefficient-2 reverse SDE (Euler–Maruyama and
   LIM's exponential integrator ``lim_sde``, exact stable noise), the stable ancestral step
   ``ei_sde`` (exact for a point mass at any NFE) and DLPM (exact given its A-chain) reproduce the IQR
-  of ``SaS(sigma_t)`` at t = 0.3 (scipy quantiles: 0.788; DESIGN.md's check: 0.785) within 2 %.
+  of ``SaS(sigma_t)`` at t = 0.3 (scipy quantiles: 0.788; docs/families/levy.md §4: 0.785) within
+  2 %.
   8e4 paths: the IQR's relative standard error is ~0.55 %; the SDEs' discretisation bias at 400
   steps was measured at +0.35 % (2e5 paths; +1 % at 200 steps), so the margin is ~3 standard
   errors."""
@@ -241,10 +243,10 @@ def test_point_mass_stochastic_samplers_reproduce_marginal(name, nfe, seed):
 @pytest.mark.parametrize("name", ("em", "lim_sde"))
 def test_lim_compat_reproduces_known_bias(name):
   """LIM's published score coefficient alpha (``lim_compat``) over-disperses the point-mass
-  marginal: IQR about 1.19 instead of 0.79 (DESIGN.md §3.2, checked there with 3000 Euler steps
-  and 2e5 paths: 1.197; here 400 steps, 2e4 paths, IQR standard error ~1.1 %, measured 1.196 /
-  1.195 with 500 steps). Asserted so the documented defect stays true: IQR within 5 % of 1.197 and
-  at least 1.4 times the true IQR."""
+  marginal: IQR about 1.19 instead of 0.79 (docs/families/levy.md §4, checked there with 3000 Euler
+  steps and 2e5 paths: 1.197; here 400 steps, 2e4 paths, IQR standard error ~1.1 %, measured
+  1.196 / 1.195 with 500 steps). Asserted so the documented defect stays true: IQR within 5 % of
+  1.197 and at least 1.4 times the true IQR."""
   proc = dataclasses.replace(POINT_MASS, lim_compat=True)
   smp = samplers.make_sampler(proc, _point_mass_eps(proc), name, 400)
   iqr = _iqr(smp.sample(None, _key(11), (20_000, 1)))

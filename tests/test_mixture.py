@@ -1,9 +1,10 @@
-"""Tests of the Gaussian-mixture noise family (GM-SGM, DESIGN.md §3.5).
+"""Tests of the Gaussian-mixture noise family (GM-SGM, docs/families/mixture.md).
 
 References are independent of the module: scipy's normal CDF (kernel law), closed-form marginals of
 Gaussian data under mixture noise (component ``k`` is ``N(m mu, (m^2 sd^2 + s^2 kappa_k^2) I)``), the
 flux velocity written from its definition ``v = grad V / p`` with ``V = (g^2/2) sum_k pi_k kappa_k^2
-p_k`` (DESIGN.md §3.5), conjugate-Gaussian posterior means, and the gaussian family itself.
+p_k`` (docs/families/mixture.md §3), conjugate-Gaussian posterior means, and the gaussian family
+itself.
 """
 
 from __future__ import annotations
@@ -101,7 +102,8 @@ def test_bad_config_is_refused_with_field_name(fields, message):
 
 
 def test_defaults_and_toy_config():
-  """Reference: DESIGN.md §9 names and defaults; the toy config runs on ``grid_imbalanced``."""
+  """Reference: the README's field names and the dataclass defaults; the toy config runs on
+  ``grid_imbalanced``."""
   assert mixture.config_fields()["mixture_weights"] == (0.9, 0.1)
   assert mixture.config_fields()["mixture_scales"] == (1.0, 3.0)
   proc = _process()
@@ -246,7 +248,8 @@ def test_denoiser_is_component_weighted_tweedie(per):
 
 
 def test_two_head_loss_trains_through_the_generic_loss():
-  """Reference: shapes from DESIGN.md (``num_outputs`` heads); the L2 loss with the exact heads is
+  """Reference: shapes of the Process protocol (``num_outputs`` heads); the L2 loss with the exact
+  heads is
   the irreducible noise of the targets, below the loss of a zero network (which is E|target|^2 =
   E[(posterior factor)^2 kappa^2 eps^2]/2 + 1/2 > the conditional variance). Finite gradients."""
   proc = _process()

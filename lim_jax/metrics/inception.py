@@ -28,8 +28,8 @@ Submodule names are the PyTorch state-dict names (``Mixed_6b.branch7x7_2.conv`` 
 state-dict key ``<path>.conv.weight`` is the flax parameter ``params[<path>]['conv']['kernel']``
 (OIHW transposed to HWIO), ``<path>.bn.weight``/``bias`` are ``['bn']['scale']``/``['bias']``
 and ``<path>.bn.running_mean``/``running_var`` are ``batch_stats[<path>]['bn']['mean']``/
-``['var']`` (see :mod:`lim_jax.metrics.fid`). The classifier (``fc``, 2048 -> 1008) is not part
-of this module: FID uses the pool3 features only.
+``['var']`` (see :mod:`lim_jax.metrics.inception_weights`). The classifier (``fc``, 2048 -> 1008)
+is not part of this module: FID uses the pool3 features only.
 """
 
 from __future__ import annotations
@@ -192,8 +192,8 @@ class InceptionE(nn.Module):
 class InceptionV3(nn.Module):
   """FID Inception-v3 up to pool3: ``(N, H, W, 3)`` in ``[-1, 1]`` -> ``(N, 2048)``.
 
-  ``H = W = 299`` is the FID convention (:func:`lim_jax.metrics.fid.make_feature_fn` resizes);
-  the network is fully convolutional down to the global mean, so any ``H, W >= 75`` runs.
+  ``H = W = 299`` is the FID convention (:func:`lim_jax.metrics.inception_features.make_feature_fn`
+  resizes); the network is fully convolutional down to the global mean, so any ``H, W >= 75`` runs.
   ``precision`` is the convolution precision; HIGHEST keeps GPUs from using TF32, which would
   move the features by ~1e-3 relative and the FID with them.
   """

@@ -43,7 +43,8 @@ import numpy as np
 DEFAULT_K = 3
 DEFAULT_CHUNK = 1024
 # Bound, relative to (|a|^2 + |b|^2) and per feature dimension, on the rounding error of the
-# expanded |a|^2 + |b|^2 - 2 a.b (a float64 dot product of length D errs by ~D eps |a| |b| at worst):
+# expanded |a|^2 + |b|^2 - 2 a.b (a float64 dot product of length D errs by ~D eps |a| |b| at
+# worst):
 # pairs below it are recomputed directly, and ties with a radius are decided up to it.
 _CANCELLATION = 4.0 * np.finfo(np.float64).eps
 _EXACT_PAIRS_PER_BATCH = 4096

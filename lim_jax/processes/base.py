@@ -1,7 +1,7 @@
 """The Process protocol: one forward noise process, its training target and its reverse steps.
 
 Every family obeys a continuity equation ``d/dt p_t = -div(f p_t) + lap(V_t)`` with ``V_t`` linear in
-``p_t`` (DESIGN.md §2). With the flux velocity ``v_t = grad V_t / p_t``:
+``p_t`` (docs/README.md, common ground). With the flux velocity ``v_t = grad V_t / p_t``:
 
 * probability-flow ODE, forward time: ``dx/dt = f(x, t) - v_t(x)`` (reverse time: ``-f + v``);
 * reverse SDE with the forward noise law: ``dx/dtau = -f + 2 v + (forward noise increment)``;
@@ -43,12 +43,16 @@ from __future__ import annotations
 
 import abc
 import dataclasses
-from typing import Any, Callable, ClassVar, NamedTuple
+import numbers
+import types
+import typing
+from typing import Any, Callable, ClassVar, Collection, Mapping, NamedTuple, TypeVar
 
 import jax
 import jax.numpy as jnp
+from ml_collections import config_dict
 
-from lim_jax.processes.schedules import Schedule
+from lim_jax.processes.schedules import Schedule, schedule_from_config
 
 Array = jax.Array
 PRNGKey = jax.Array
@@ -281,3 +285,94 @@ class ScheduledProcess(Process):
 
   def time_at_noise_level(self, r: Array) -> Array:
     return self.schedule.time_at_ratio(r)
+
+
+# ---- config <-> dataclass: one source of truth for a family's fields and defaults ---------------
+ProcessT = TypeVar("ProcessT", bound=Process)
+
+
+def _shared_field_names() -> frozenset[str]:
+  """Fields every family shares (``process.t_min``, ``process.t_min_train``, the schedule): they
+  live in the shared ``process`` config section, not in a family's ``config_fields()``."""
+  return frozenset(f.name for f in dataclasses.fields(ScheduledProcess))
+
+
+def _own_fields(cls: type[Process], exclude: Collection[str]) -> list[dataclasses.Field]:
+  shared = _shared_field_names()
+  return [f for f in dataclasses.fields(cls)
+          if f.init and f.name not in shared and f.name not in exclude]
+
+
+def _optional_type(hint: Any) -> type | None:
+  """``T`` for a hint ``T | None`` (``Optional[T]``), else None."""
+  if typing.get_origin(hint) not in (typing.Union, types.UnionType):
+    return None
+  args = [a for a in typing.get_args(hint) if a is not type(None)]
+  return args[0] if len(args) == 1 and isinstance(args[0], type) else None
+
+
+def config_fields_of(cls: type[Process], exclude: Collection[str] = ()) -> dict[str, Any]:
+  """A family's own ``process`` config fields and defaults, read off its dataclass.
+
+  Every init field of ``cls`` except the shared ones (``t_min``, ``t_min_train``, ``schedule``)
+  and ``exclude`` (fields filled from a shared config field, e.g. a ``horizon`` that is
+  ``process.t_max``), in declaration order, with its dataclass default. A ``None`` default of a
+  field annotated ``T | None`` becomes ``config_dict.placeholder(T)`` so the config field keeps
+  its type. This is what a family module's ``config_fields()`` returns
+  (:func:`lim_jax.config_lib.set_family` adds it to the config).
+  """
+  hints = typing.get_type_hints(cls)
+  out: dict[str, Any] = {}
+  for f in _own_fields(cls, exclude):
+    if f.default is dataclasses.MISSING:
+      raise TypeError(f"{cls.__name__}.{f.name} has no default: a family's config fields need one")
+    inner = _optional_type(hints[f.name])
+    out[f.name] = (config_dict.placeholder(inner) if f.default is None and inner is not None
+                   else f.default)
+  return out
+
+
+def as_float(value: Any) -> Any:
+  """An int (not a bool) becomes a float; anything else is left for ``validate`` to refuse."""
+  if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+    return float(value)
+  return value
+
+
+def _coerce(value: Any, hint: Any) -> Any:
+  """Config value -> field value: an int for a ``float`` (or ``float | None``) field becomes a
+  float, a list or tuple of numbers for a ``tuple[float, ...]`` field a tuple of floats (hashable).
+  Anything else is returned as is, for the family's ``validate`` to refuse with the field named."""
+  if hint is float or _optional_type(hint) is float:
+    return as_float(value)
+  if typing.get_origin(hint) is tuple and isinstance(value, (list, tuple)):
+    args = typing.get_args(hint)
+    if args and args[0] is float and all(
+        isinstance(v, numbers.Real) and not isinstance(v, bool) for v in value):
+      return tuple(float(v) for v in value)
+    return tuple(value)
+  return value
+
+
+def from_config_of(cls: type[ProcessT], cfg: Mapping[str, Any], **given: Any) -> ProcessT:
+  """``process`` ConfigDict -> validated ``cls``, every field read from ``cfg`` by its own name.
+
+  A field missing from ``cfg`` takes its dataclass default, so the defaults are written once, in
+  the dataclass. ``schedule`` (of a :class:`ScheduledProcess`) is built from the shared fields
+  ``process.sde``, ``.schedule``, ``.beta_min``, ... (:func:`schedule_from_config`). ``given``
+  fixes fields that are not read under their own name (e.g. ``horizon`` from ``process.t_max``).
+  Values pass through :func:`_coerce`; :meth:`Process.validate` then refuses a bad one naming
+  ``process.<field>``, before anything compiles.
+  """
+  hints = typing.get_type_hints(cls)
+  kwargs = dict(given)
+  for f in dataclasses.fields(cls):
+    if not f.init or f.name in kwargs:
+      continue
+    if f.name == "schedule" and issubclass(cls, ScheduledProcess):
+      kwargs["schedule"] = schedule_from_config(cfg)
+    elif f.name in cfg:
+      kwargs[f.name] = _coerce(cfg[f.name], hints[f.name])
+  proc = cls(**kwargs)
+  proc.validate()
+  return proc

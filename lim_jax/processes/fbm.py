@@ -1,7 +1,7 @@
 """Generative fractional diffusion (GFDM, Nobis et al. NeurIPS 2024): MA-fBM driven VP / VE SDEs.
 
-DESIGN.md §3.4; float64 numerics in :mod:`lim_jax.processes.fbm_tables`. Time is forward time in the
-schedule's units, ``t in [0, t_max]`` (``t_max = 1`` for FVP-linear and FVE).
+docs/families/fbm.md; float64 numerics in :mod:`lim_jax.processes.fbm_tables`. Time is forward
+time in the schedule's units, ``t in [0, t_max]`` (``t_max = 1`` for FVP-linear and FVE).
 
 Forward process, per data coordinate (``K = num_ou`` OU processes sharing one Brownian motion B):
 
@@ -84,7 +84,6 @@ import numpy as np
 from lim_jax.processes import base
 from lim_jax.processes import fbm_tables
 from lim_jax.processes.gaussian import GaussianProcess
-from lim_jax.processes.schedules import schedule_from_config
 
 Array = jax.Array
 
@@ -407,9 +406,9 @@ class FBMProcess(base.ScheduledProcess):
 
 
 def config_fields() -> dict:
-  """The fbm family's own ``process`` fields and their defaults (GFDM CIFAR10 FVP: H=0.9, K=2)."""
-  return {"hurst": 0.9, "num_ou": 2, "gamma_max": 20.0, "normalize_variance": True,
-          "jitter": 0.0, "table_size": 1024}
+  """The fbm family's own ``process`` fields and their defaults, read off :class:`FBMProcess`
+  (GFDM's CIFAR10 FVP setting: H = 0.9, K = 2)."""
+  return base.config_fields_of(FBMProcess)
 
 
 def from_config(cfg) -> FBMProcess:
@@ -418,9 +417,4 @@ def from_config(cfg) -> FBMProcess:
   Raises:
     ValueError: naming the first bad ``process.*`` field, before any table is computed.
   """
-  defaults = config_fields()
-  proc = FBMProcess(
-      schedule=schedule_from_config(cfg), t_min=float(cfg.t_min),
-      t_min_train=float(cfg.t_min_train),
-      **{name: cfg.get(name, default) for name, default in defaults.items()})
-  return proc  # validated and tabulated by __post_init__
+  return base.from_config_of(FBMProcess, cfg)  # validated by __post_init__, before the tables

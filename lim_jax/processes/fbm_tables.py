@@ -1,7 +1,8 @@
 """Float64 numerics of the GFDM family (:mod:`lim_jax.processes.fbm`), computed once per config.
 
 Markov-approximate fractional Brownian motion (MA-fBM, Daems et al. 2023; GFDM, Nobis et al. 2024,
-DESIGN.md §3.4). Per data coordinate, ``K`` Ornstein–Uhlenbeck processes share one Brownian motion,
+docs/families/fbm.md §1). Per data coordinate, ``K`` Ornstein–Uhlenbeck processes share one
+Brownian motion,
 ``dY^k = -gamma_k Y^k dt + dB``, ``Y^k_0 = 0``, and ``sum_k omega_k Y^k`` approximates type-II
 (Riemann–Liouville) fBM ``B^H_t = Gamma(H+1/2)^{-1} int_0^t (t-s)^{H-1/2} dB_s``. The forward SDE
 ``dX = mu(t) X dt + g(t) d(sum_k omega_k Y^k)`` is linear in ``Z = (X, Y^1..Y^K)``:
@@ -82,7 +83,7 @@ def ou_speeds(num_ou: int, gamma_max: float) -> np.ndarray:
 
 
 def weight_system(gamma: np.ndarray, hurst: float, horizon: float) -> tuple[np.ndarray, np.ndarray]:
-  """``(A, b)`` of the type-II optimal weights (Daems et al. 2023; DESIGN.md §3.4).
+  """``(A, b)`` of the type-II optimal weights (Daems et al. 2023; docs/families/fbm.md §1).
 
   ``omega`` minimises
   ``int_0^T (T-u) (u^{H-1/2}/Gamma(H+1/2) - sum_k omega_k e^{-gamma_k u})^2 du``:

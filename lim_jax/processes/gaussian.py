@@ -2,7 +2,8 @@
 
 Forward kernel ``x_t = m_t x0 + s_t eps``, ``eps ~ N(0, I)`` (score SDE eq. 29; ``m_t, s_t`` from
 :mod:`lim_jax.processes.schedules`). The network predicts ``eps``; the score is
-``grad log p_t = -eps_hat / s_t`` and the flux velocity ``v = (g^2/2) grad log p_t`` (DESIGN.md §2).
+``grad log p_t = -eps_hat / s_t`` and the flux velocity ``v = (g^2/2) grad log p_t``
+(docs/families/gaussian.md §2).
 The DSM loss ``E |eps_hat(x_t, t) - eps|^2`` is Ho et al. (2020) eq. 14 / score SDE eq. 7 with
 weighting ``lambda(t) = s_t^2``.
 
@@ -27,7 +28,6 @@ import jax
 import jax.numpy as jnp
 
 from lim_jax.processes import base
-from lim_jax.processes.schedules import schedule_from_config
 
 Array = jax.Array
 
@@ -112,9 +112,11 @@ class GaussianProcess(base.ScheduledProcess):
     return {"ei_ode": self.ei_ode_step, "ei_sde": self.ei_sde_step}
 
 
+def config_fields() -> dict:
+  """The family's own ``process`` fields: none (the schedule's and the times' are shared)."""
+  return base.config_fields_of(GaussianProcess)
+
+
 def from_config(cfg) -> GaussianProcess:
-  """``process`` ConfigDict -> :class:`GaussianProcess` (validated)."""
-  proc = GaussianProcess(schedule=schedule_from_config(cfg), t_min=float(cfg.t_min),
-                         t_min_train=float(cfg.t_min_train))
-  proc.validate()
-  return proc
+  """``process`` ConfigDict -> :class:`GaussianProcess` (validated; :func:`base.from_config_of`)."""
+  return base.from_config_of(GaussianProcess, cfg)

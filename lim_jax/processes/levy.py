@@ -1,6 +1,6 @@
 """Lévy–Itô model (LIM; Yoon et al., NeurIPS 2023): score-based generation with alpha-stable noise.
 
-Forward SDE (LIM; DESIGN.md §3.2), forward time ``t in [0, t_max]``:
+Forward SDE (LIM; docs/families/levy.md §2), forward time ``t in [0, t_max]``:
 
     dx = -(beta(t)/alpha) x dt + beta(t)^{1/alpha} dL_t,
 
@@ -19,8 +19,9 @@ in LIM and DLPM). Schedules (LIM's ``VPSDE``), built on the shared :class:`Sched
 At alpha = 2 both give the VP SDE's ``m_t, s_t`` and the noise is ``N(0, 2I)``: the model on data
 ``x0`` is exactly ``sqrt(2)`` times the Gaussian VP model on ``x0/sqrt(2)`` (tests/test_levy.py).
 
-Score and flux (DESIGN.md §2): the fractional score ``S = (-lap)^{(alpha-2)/2} grad p / p`` and the
-flux velocity ``v = beta S``. For the kernel ``S(x_t | x0) = -eps / (alpha sigma_t^{alpha-1})``
+Score and flux (docs/families/levy.md §3): the fractional score
+``S = (-lap)^{(alpha-2)/2} grad p / p`` and the flux velocity ``v = beta S``. For the kernel
+``S(x_t | x0) = -eps / (alpha sigma_t^{alpha-1})``
 (LIM's fractional denoising score matching); ``S p`` is linear in ``p``, so
 ``S(x_t) = -E[eps | x_t] / (alpha sigma_t^{alpha-1})``. The network predicts
 ``eps_hat = E[eps | x_t]`` (the Gaussian family's parametrisation; LIM regresses ``-eps/alpha``, a
@@ -55,7 +56,8 @@ median-type estimator would; all behind the Gaussian family here (0.91, MMD 0.00
 
 Reverse steps from ``s = t_cur`` to ``t = t_next < s``, ``a = gamma_t/gamma_s > 1``, ``S`` the
 fractional score at ``(x_s, s)``, ``eps_L`` an exact stable draw and ``c`` the reverse SDE's score
-coefficient: ``c = 2`` (DESIGN.md §2/§3.2: ``dx/dtau = -f + 2 v + noise`` preserves the marginals)
+coefficient: ``c = 2`` (docs/families/levy.md §4: ``dx/dtau = -f + 2 v + noise`` preserves the
+marginals)
 or, with ``lim_compat``, LIM's published ``c = alpha`` (its sampler's ``alpha^2 (a - 1) S``; it
 changes ``em`` and ``lim_sde``), which is biased (point mass, alpha = 1.5: interquartile range 1.19 instead of 0.79; tests/test_levy.py).
 
@@ -92,11 +94,9 @@ from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
-from ml_collections import config_dict
 
 from lim_jax import stable
 from lim_jax.processes import base, grids
-from lim_jax.processes.schedules import schedule_from_config
 
 Array = jax.Array
 TARGETS = ("eps", "a_conditioned")
@@ -392,22 +392,13 @@ def make_dlpm_sampler(process: LevyProcess, apply_fn, nfe: int, *, grid_fn=None,
 
 # ---- config ------------------------------------------------------------------------------------
 def config_fields() -> dict:
-  """The levy family's own ``process`` fields and defaults (``config_lib.set_family``)."""
-  return {
-      "alpha": 1.8,  # LIM's CIFAR10 setting; DESIGN.md §9 name
-      "clamp_a": config_dict.placeholder(float),  # None = exact tails; LIM supp. code / DLPM: 20
-      "clamp_eps": config_dict.placeholder(float),  # None = exact tails; DLPM: 50-200
-      "lim_compat": False,  # True: LIM's reverse-SDE score coefficient alpha (biased)
-      "target": "eps",  # eps | a_conditioned
-  }
+  """The levy family's own ``process`` fields and defaults, read off :class:`LevyProcess`
+  (``alpha`` 1.8: LIM's CIFAR10 setting; ``clamp_a`` / ``clamp_eps`` None: exact tails, LIM's
+  supplementary code and DLPM clamp ``A`` at 20 and the noise at 50-200; ``lim_compat``: LIM's
+  biased reverse-SDE score coefficient ``alpha``; ``target``: ``eps`` or ``a_conditioned``)."""
+  return base.config_fields_of(LevyProcess)
 
 
 def from_config(cfg) -> LevyProcess:
   """``process`` ConfigDict -> :class:`LevyProcess` (validated, before anything is compiled)."""
-  defaults = {name: (value.get() if isinstance(value, config_dict.FieldReference) else value)
-              for name, value in config_fields().items()}
-  fields = {name: cfg.get(name, default) for name, default in defaults.items()}
-  proc = LevyProcess(schedule=schedule_from_config(cfg), t_min=float(cfg.t_min),
-                     t_min_train=float(cfg.t_min_train), **fields)
-  proc.validate()
-  return proc
+  return base.from_config_of(LevyProcess, cfg)

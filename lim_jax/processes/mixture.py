@@ -1,8 +1,9 @@
-"""Gaussian-mixture noise (GM-SGM, Ma et al., ICLR 2023 submission; DESIGN.md §3.5).
+"""Gaussian-mixture noise (GM-SGM, Ma et al., ICLR 2023 submission; docs/families/mixture.md).
 
 The paper publishes only the idea (train on Gaussian-mixture noise so that sampling alternates "large
 jumps" and "small roaming"; empirical-Bayes denoising), no equations or code. This module is the
-principled version built in DESIGN.md §3.5; every choice below is ours and is stated as such.
+principled version built in docs/families/mixture.md §1; every choice below is ours and is stated
+as such.
 
 Forward kernel, VP or VE path (:mod:`lim_jax.processes.schedules`, time in score-SDE units):
 
@@ -16,7 +17,8 @@ product of 1-D mixtures, i.e. ``M^d`` components); every formula below then hold
 
 Each component is a Gaussian diffusion with diffusion ``g^2 kappa_k^2``, so the marginal obeys
 ``d/dt p = -div(f x p) + lap V`` with ``V = (g^2/2) sum_k pi_k kappa_k^2 p_k`` and the flux velocity
-(DESIGN.md §2) is ``v = grad V / p = (g^2/2) sum_k P(k|x) kappa_k^2 grad log p_k(x)``. Per
+(docs/families/mixture.md §3) is
+``v = grad V / p = (g^2/2) sum_k P(k|x) kappa_k^2 grad log p_k(x)``. Per
 coordinate the diffusion term is ``sum_i d_i^2 V_i`` with one ``V_i`` per coordinate and ``v_i =
 d_i V_i / p``; the conditional targets below are the same elementwise expressions.
 
@@ -25,12 +27,14 @@ Network: two data-shaped heads concatenated on the last axis (``num_outputs = 2`
 * head 1, ``e``: the score in noise units, ``grad log p_t = -e / s_t``. Targets (``process.target``):
   ``'posterior'`` (default) ``kappa eps * sum_k r_k / kappa_k^2`` with ``r_k = P(k | x_t, x0)``
   ``∝ pi_k N(x_t - m_t x0; 0, s_t^2 kappa_k^2)``, i.e. ``-s_t`` times the score of the mixture kernel
-  (DESIGN.md §3.5); ``'sampled'`` ``eps / kappa`` (the drawn component's score). The first is the
-  conditional mean of the second given ``(x_t, x0)`` (Rao–Blackwell): same minimizer, lower variance.
+  (docs/families/mixture.md §3); ``'sampled'`` ``eps / kappa`` (the drawn component's score). The
+  first is the conditional mean of the second given ``(x_t, x0)`` (Rao–Blackwell): same minimizer,
+  lower variance.
   Per sample in high dimension ``r`` is almost one-hot (the norm of the noise reveals ``kappa``), so
   the two coincide on images; the gain is in low dimension and per coordinate.
 * head 2, ``w / kappa_rms``: ``w = E[kappa eps | x_t] = (x_t - m_t E[x0|x_t]) / s_t``, so
-  ``v = -(g^2/2) w / s_t``. The conditional target of DESIGN.md §3.5, ``-(g^2/2) kappa eps / s_t``, is
+  ``v = -(g^2/2) w / s_t``. The conditional target of docs/families/mixture.md §3,
+  ``-(g^2/2) kappa eps / s_t``, is
   a deterministic function of ``(x_t, x0)`` (summing ``r_k kappa_k^2`` times the component score gives
   ``-(x_t - m_t x0)/s_t^2`` for every ``r``), so both targets share it. ``kappa_rms =
   sqrt(sum_k pi_k kappa_k^2)`` makes the target unit-variance.
@@ -81,13 +85,12 @@ from __future__ import annotations
 import dataclasses
 import math
 import numbers
-from typing import ClassVar, Sequence
+from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
 
 from lim_jax.processes import base
-from lim_jax.processes.schedules import schedule_from_config
 
 Array = jax.Array
 
@@ -95,19 +98,6 @@ MIXTURE_PER = ("sample", "coordinate")
 TARGETS = ("posterior", "sampled")
 LANGEVIN_NOISE = ("mixture", "gaussian")
 WEIGHT_SUM_TOL = 1e-6
-
-
-def config_fields() -> dict:
-  """The family's own ``process`` fields and their defaults (DESIGN.md §9 names)."""
-  return {
-      "mixture_weights": (0.9, 0.1),
-      "mixture_scales": (1.0, 3.0),
-      "mixture_per": "sample",
-      "target": "posterior",
-      # gaussian: converges faster in NFE than the paper-spirit 'mixture' (point mass, E|x|^2/s^2,
-      # true 3.6, uniform grid, 200 / 1000 / 4000 NFE: 3.25 / 3.52 / 3.53 vs 3.00 / 3.29 / 3.43).
-      "langevin_noise": "gaussian",
-  }
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -127,12 +117,16 @@ class MixtureProcess(base.ScheduledProcess):
   mixture_scales: tuple[float, ...] = (1.0, 3.0)
   mixture_per: str = "sample"
   target: str = "posterior"
+  # gaussian: converges faster in NFE than the paper-spirit 'mixture' (point mass, E|x|^2/s^2,
+  # true 3.6, uniform grid, 200 / 1000 / 4000 NFE: 3.25 / 3.52 / 3.53 vs 3.00 / 3.29 / 3.43).
   langevin_noise: str = "gaussian"
   family: ClassVar[str] = "mixture"
   location_scale: ClassVar[bool] = True
 
   def validate(self) -> None:
     w, k = self.mixture_weights, self.mixture_scales
+    _check_numbers(w, "mixture_weights")
+    _check_numbers(k, "mixture_scales")
     if not w:
       raise ValueError("process.mixture_weights must list at least one weight, got ()")
     if any(not math.isfinite(p) or p < 0 for p in w):
@@ -357,26 +351,18 @@ class MixtureProcess(base.ScheduledProcess):
     return {"ei_ode": self.ei_ode_step, "ei_sde": self.ei_sde_step}
 
 
-def _float_tuple(value, field: str) -> tuple[float, ...]:
-  if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
+def _check_numbers(value, field: str) -> None:
+  """Refuses anything but a tuple of real numbers, naming ``process.<field>``."""
+  if not isinstance(value, tuple) or not all(
+      isinstance(v, numbers.Real) and not isinstance(v, bool) for v in value):
     raise ValueError(f"process.{field} must be a sequence of numbers, got {value!r}")
-  if not all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in value):
-    raise ValueError(f"process.{field} must be a sequence of numbers, got {value!r}")
-  return tuple(float(v) for v in value)
+
+
+def config_fields() -> dict:
+  """The family's own ``process`` fields and their defaults, read off :class:`MixtureProcess`."""
+  return base.config_fields_of(MixtureProcess)
 
 
 def from_config(cfg) -> MixtureProcess:
   """``process`` ConfigDict -> :class:`MixtureProcess` (validated, before anything compiles)."""
-  defaults = config_fields()
-  proc = MixtureProcess(
-      schedule=schedule_from_config(cfg),
-      mixture_weights=_float_tuple(cfg.get("mixture_weights", defaults["mixture_weights"]),
-                                   "mixture_weights"),
-      mixture_scales=_float_tuple(cfg.get("mixture_scales", defaults["mixture_scales"]),
-                                  "mixture_scales"),
-      mixture_per=cfg.get("mixture_per", defaults["mixture_per"]),
-      target=cfg.get("target", defaults["target"]),
-      langevin_noise=cfg.get("langevin_noise", defaults["langevin_noise"]),
-      t_min=float(cfg.t_min), t_min_train=float(cfg.t_min_train))
-  proc.validate()
-  return proc
+  return base.from_config_of(MixtureProcess, cfg)

@@ -263,27 +263,14 @@ class StudentTProcess(base.Process):
 
 
 def config_fields() -> dict:
-  """The family's own ``process`` fields and their defaults, read off the dataclass
-  (``process.nu``, ``process.variant``; ``process.t_max`` is a shared field)."""
-  defaults = {f.name: f.default for f in dataclasses.fields(StudentTProcess)}
-  return {name: defaults[name] for name in ("nu", "variant")}
-
-
-def _number(x):
-  """Ints become floats; anything else is left for :meth:`StudentTProcess.validate` to refuse."""
-  if isinstance(x, int) and not isinstance(x, bool):
-    return float(x)
-  return x
+  """The family's own ``process`` fields and their defaults, read off :class:`StudentTProcess`
+  (``process.nu``, ``process.variant``; ``horizon`` is the shared ``process.t_max``)."""
+  return base.config_fields_of(StudentTProcess, exclude=("horizon",))
 
 
 def from_config(cfg) -> StudentTProcess:
-  """``process`` ConfigDict -> :class:`StudentTProcess` (validated, before anything compiles)."""
-  defaults = config_fields()
+  """``process`` ConfigDict -> :class:`StudentTProcess` (validated, before anything compiles);
+  ``horizon`` is ``process.t_max`` (None: :func:`default_t_max` of the variant)."""
   t_max = cfg.get("t_max", None)
-  proc = StudentTProcess(
-      nu=_number(cfg.get("nu", defaults["nu"])),
-      variant=cfg.get("variant", defaults["variant"]),
-      horizon=None if t_max is None else _number(t_max),
-      t_min=float(cfg.get("t_min", 1e-3)), t_min_train=float(cfg.get("t_min_train", 1e-5)))
-  proc.validate()
-  return proc
+  return base.from_config_of(StudentTProcess, cfg,
+                             horizon=None if t_max is None else base.as_float(t_max))
