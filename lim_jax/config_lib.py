@@ -297,8 +297,10 @@ def validate(config: ConfigDict, num_devices: int | None = None,
 
   sp = config.sampling
   names = samplers.available(process)
+  why = process.missing_samplers().get(sp.sampler)
   _require(sp.sampler in names, "sampling.sampler",
-           f"must be one of {names} for family {process.family!r}", sp.sampler)
+           f"must be one of {names} for family {process.family!r}" + (f" ({why})" if why else ""),
+           sp.sampler)
   for f in ("nfe", "num_samples", "batch_size"):
     _positive_int(config, f"sampling.{f}")
   final = sp.get("final_denoise", False) is True

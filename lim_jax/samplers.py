@@ -104,8 +104,9 @@ def make_sampler(process: Process, apply_fn, sampler: str, nfe: int, *, snr: flo
   """
   names = available(process)
   if sampler not in names:
+    why = process.missing_samplers().get(sampler)
     raise ValueError(f"sampling.sampler must be one of {names} for family "
-                     f"{process.family!r}, got {sampler!r}")
+                     f"{process.family!r}" + (f" ({why})" if why else "") + f", got {sampler!r}")
   if grid not in grids.GRIDS:
     raise ValueError(f"sampling.grid must be one of {grids.GRIDS}, got {grid!r}")
   apply_fn = precondition.wrap(process, apply_fn, precond)

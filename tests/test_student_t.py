@@ -287,11 +287,12 @@ def test_nu_to_infinity_gives_the_gaussian_kernel_and_loss():
 
 @pytest.mark.parametrize("name", ["ancestral", "em", "heun"] + [
     pytest.param(n, marks=pytest.mark.slow)
-    for n in ("ddim", "edm_heun", "dpmpp_2m", "euler", "ei_ode", "ei_sde")])
+    for n in ("ddim", "edm_heun", "dpmpp_2m", "euler", "ei_ode")])
 def test_nu_to_infinity_gives_the_gaussian_samples(name):
   """Reference: the gaussian EDM family's sampler of the same name (its own ``em``, ``ei_ode`` and
   ``ei_sde`` rules), same network, key and grid (rho = 7, 10 NFE, final denoising): the same
-  samples, float32 rtol 1e-4 (rounding accumulates over the steps)."""
+  samples, float32 rtol 1e-4 (rounding accumulates over the steps). ``ancestral`` is the gaussian
+  family's ``ei_sde``."""
   proc, gauss = make("edm", NU_INF), gaussian_edm()
   out = []
   for p in (proc, gauss):
@@ -403,7 +404,7 @@ def test_deterministic_samplers_reproduce_gaussian_data(variant, name, nfe, grid
 
 POINT_MASS = [("edm", "ancestral"), ("flow", "euler")] + [
     pytest.param(v, n, marks=pytest.mark.slow)
-    for v, n in [("flow", "ancestral"), ("edm", "ei_sde"), ("edm", "euler")] + [
+    for v, n in [("flow", "ancestral"), ("edm", "euler")] + [
         (v, n) for v in ("edm", "flow") for n in ("ddim", "edm_heun", "dpmpp_2m", "heun")]]
 
 
@@ -411,7 +412,7 @@ POINT_MASS = [("edm", "ancestral"), ("flow", "euler")] + [
 def test_point_mass_samplers_are_exact_at_10_nfe(variant, name):
   """Point-mass data at 0, 10 NFE: the samples at ``t_min`` are ``r_min n`` exactly in law (KS of
   each coordinate vs ``scipy.stats.t`` and of ``|eps|^2/d`` vs ``F(d, nu)``, 20000 samples, every
-  p > 1e-3). ``ancestral`` / ``ei_sde`` draw the posterior mixing variable (exact only with it);
+  p > 1e-3). ``ancestral`` draws the posterior mixing variable (exact only with it);
   ``euler`` in ``t`` equals ``ddim``; the generic ``heun`` runs on the rho grid (on the uniform grid
   it is only consistent, as ``em`` is)."""
   proc = make(variant, 3.0)

@@ -176,6 +176,11 @@ class Process(abc.ABC):
     """Family sampler names served by a shared sampler (e.g. levy's exact ``ei_ode`` = ``ddim``)."""
     return {}
 
+  def missing_samplers(self) -> dict[str, str]:
+    """Why a family lacks a sampler name other families have (appended to the refusal message),
+    e.g. a stochastic ``ei_sde`` where no consistent one exists."""
+    return {}
+
   def trajectory_samplers(self) -> dict[str, Callable[..., Any]]:
     """Whole-trajectory samplers by name: ``factory(apply_fn, nfe, **options) -> Sampler``.
 

@@ -65,7 +65,7 @@ has no mean) transports the marginals (flow-matching argument): the probability-
   t-Flow is the generic ``euler`` / ``heun`` in ``t`` (``sampling.grid = 'uniform_t'`` for a
   uniform grid); Euler in ``t`` coincides with ``ddim``, exact for point-mass data;
 * the shared denoiser-form ``ddim``, ``edm_heun``, ``dpmpp_2m``, ``ancestral``, and the aliases
-  ``ei_ode = ddim`` and ``ei_sde = ancestral`` (the names every family has);
+  ``ei_ode = ddim`` (no ``ei_sde``: see below);
 * ``ancestral``'s fresh noise (:meth:`ancestral_noise`): given ``W`` the noise is Gaussian, so
   ``a n + b z`` with ``a^2 + b^2 = 1`` keeps the law if ``z`` shares the sample's ``W``. ``W`` is
   drawn from its posterior given the noise estimate, ``W | eps ~ Gamma((nu + d)/2, rate (nu +
@@ -257,9 +257,16 @@ class StudentTProcess(base.Process):
     return base.bcast(gamma_s, state) * y_next
 
   def sampler_aliases(self) -> dict[str, str]:
-    """``ei_ode`` / ``ei_sde``, the names every family has: the exact-for-point-mass ``ddim`` and
-    ``ancestral`` (the gaussian EDM family's ``ei_ode`` / ``ei_sde`` in the limit nu -> inf)."""
-    return {"ei_ode": "ddim", "ei_sde": "ancestral"}
+    """``ei_ode`` = the exact-for-point-mass ``ddim`` (the gaussian EDM family's ``ei_ode`` in the
+    limit nu -> inf). There is no ``ei_sde``: the stochastic rules ``ancestral`` / ``em`` stay
+    under their own names because they are biased for spread-out data (module docstring), and a
+    comparison that asks every family for ``ei_sde`` must not get a biased rule silently."""
+    return {"ei_ode": "ddim"}
+
+  def missing_samplers(self) -> dict[str, str]:
+    return {"ei_sde": "student_t has no consistent stochastic sampler (ancestral and em keep the "
+                      "spread of the noise too small for spread-out data, docs/families/"
+                      "student_t.md); use ei_ode, dpmpp_2m or edm_heun"}
 
 
 def config_fields() -> dict:
