@@ -33,8 +33,8 @@ from lim_jax.metrics import diversity, fid, prdc as prdc_lib
 from lim_jax.metrics import toy as toy_metrics
 # The metric names and their validation (config_lib uses them without importing this module;
 # tests/test_layering.py checks that METRICS implements exactly registry.NAMES).
-from lim_jax.metrics.registry import (DEFAULT_IMAGE_METRICS, IMAGE_ONLY, TOY_ONLY,
-                                      validate_metrics)
+from lim_jax.metrics.registry import (  # noqa: F401  (re-exported: evaluate's public names)
+    DEFAULT_IMAGE_METRICS, IMAGE_ONLY, TOY_ONLY, validate_metrics)
 from lim_jax.plotting import to_uint8 as _to_uint8
 
 

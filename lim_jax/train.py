@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -114,7 +113,6 @@ def make_jit_train_step(config, process, apply_fn, tx: optax.GradientTransformat
   """The jitted ``train_steps(state, batches, key)`` that :func:`train_and_evaluate` runs: the
   config's loss and EMA, the scan unrolled per :func:`scan_unroll`, state replicated and donated,
   batches ``(S, B, ...)`` sharded over ``data`` on their batch axis."""
-  tr = config.training
   loss_fn = losses.loss_fn_from_config(config, process, apply_fn)
   steps = make_train_step(loss_fn, tx, config.optim.ema_decay, unroll=scan_unroll(config),
                           grad_clip=config.optim.grad_clip)
