@@ -17,15 +17,19 @@ the sampler name and the loss; the network and the budget are the same for all: 
 "DDPM++ cont." blocks) at ch 32, ch_mult (1, 2), 1 residual block per level, no attention but the
 middle one, no dropout; Adam lr ``--lr`` (1e-3; the configs' 2e-4 is tuned for 10^5-10^6 steps),
 min(100, steps / 10) warm-up steps, grad clip 1, EMA 0.999 (with the min((1+n)/(10+n), 0.999)
-warm-up of ``train.py``), batch 64, ``--steps`` steps (minibatches drawn without replacement per
-epoch from a seeded permutation). ``--fbm_grid`` adds fbm rows over (H, K); ``K = 0`` is Brownian
-motion whatever H is (the fbm family then *is* the Gaussian family, exactly), so it is not run
-again when the gaussian row is in the table.
+warm-up of ``train.py``), batch 64, ``--steps`` steps. Training is the library's: the images
+become own data (``own_data.from_array``, uint8), the state comes from ``lim_jax.state``, the
+jitted step from ``train.make_jit_train_step`` and step ``n``'s minibatch from the data API
+(drawn with replacement by ``default_rng([seed, n])``); the papers' parameterisation (eps,
+uniform training times and time grid, no final denoising step; see :func:`library_config`).
+``--fbm_grid`` adds fbm rows over (H, K); ``K = 0`` is Brownian motion whatever H is (the fbm
+family then *is* the Gaussian family, exactly), so it is not run again when the gaussian row is in
+the table.
 
 Sampling. ``--num_samples`` images per model with the family's configured sampler at ``--nfe``
 network evaluations (the configs' 500-1000 are for full-size runs; ``--nfe=0`` keeps the config's),
 clipped to [-1, 1] and rounded to the data's grey levels (17 for the digits, 256 for MNIST), the
-analogue of ``sample.to_uint8`` for these data.
+analogue of ``plotting.to_uint8`` for these data.
 
 Metrics (reference = a fixed random half ``A`` of the images; the other half ``B`` is scored as if
 it were a model, with as many images as a model's samples: the "real vs real" floor):
@@ -111,7 +115,7 @@ def load_mnist(data_dir: str, image_size: int, limit: int) -> ImageSet:
   cfg = config_dict.ConfigDict(dict(dataset="mnist", image_size=image_size, data_dir=data_dir,
                                     random_flip=False, prefetch=False))
   data = image_data.ImageData(cfg, seed=0)
-  source = data._train  # pylint: disable=protected-access
+  source = data.shard()  # the random-access train split (one process)
   n = min(limit, len(source))
   examples = [source[i] for i in range(n)]
   images = np.stack([data.preprocess(ex) for ex in examples]).astype(np.float32)
@@ -249,42 +253,63 @@ def bench_config(row: Row, args, seed: int, data_shape: tuple[int, ...]):
   return cfg
 
 
-def make_steps(loss_fn, tx, ema_decay: float):
-  """:func:`lim_jax.train.make_train_step` with its ``lax.scan`` unrolled: on XLA:CPU a
-  convolution's gradient inside a rolled loop runs ~50x slower than outside it (jax-ml/jax#12868;
-  measured: a 3x3 conv, 64 channels, 8x8, batch 64: 0.02 s vs 1.0 s)."""
-  from lim_jax import train  # pylint: disable=g-import-not-at-top
-  return train.make_train_step(loss_fn, tx, ema_decay, unroll=True)
+def library_config(cfg, data: ImageSet, out_dir: str):
+  """``cfg`` training on ``data`` through the library's own-data API (``data.dataset='array'``):
+  the images are written once as uint8 (``round((x + 1) 127.5)``, exact for MNIST, within 1/255
+  of the 17 digit grey levels) to ``out_dir``, all of them in the training split (no held-out
+  split, no flip). The network parameterisation, training times and sampling grid are set to the
+  papers' (eps-prediction, no input bound, times uniform in the family's clock, the uniform time
+  grid, no final denoising step), the defaults of ``losses.make_loss_fn`` and
+  ``samplers.make_sampler``; the scan over the steps of a call is unrolled (``training.unroll``:
+  on XLA:CPU a convolution's gradient inside a rolled loop runs ~50x slower than outside it,
+  jax-ml/jax#12868)."""
+  from lim_jax import own_data, plotting  # pylint: disable=g-import-not-at-top
+  h, w, c = data.images.shape[1:]
+  path = os.path.join(os.path.abspath(out_dir), f"train_{data.name}_{h}x{w}x{c}_n{len(data.images)}"
+                      ".npz")
+  cfg = own_data.from_array(cfg, plotting.to_uint8(data.images), path)
+  with cfg.unlocked():
+    cfg.data.eval_fraction = 0.0
+    cfg.data.validation_fraction = 0.0
+    cfg.data.random_flip = False
+    m = cfg.model
+    m.parameterization, m.sigma_data, m.input_bound = "eps", 1.0, "never"
+    cfg.training.noise_levels = "uniform_t"
+    cfg.training.unroll = "always"
+    sp = cfg.sampling
+    sp.grid, sp.time_power, sp.snr, sp.final_denoise = "uniform_t", 1.0, 0.16, False
+  return cfg
 
 
-def train_and_sample(cfg, images: np.ndarray, num_samples: int, steps_per_call: int,
+def train_and_sample(cfg, num_samples: int, steps_per_call: int,
                      sample_batch: int) -> dict[str, Any]:
-  """Trains ``cfg`` on ``images`` and draws ``num_samples`` with the configured sampler."""
+  """Trains ``cfg`` (from :func:`library_config`) with the library's state factory, jitted train
+  step and data batches, and draws ``num_samples`` with the configured sampler
+  (``sample.draw_samples``)."""
   import jax  # pylint: disable=g-import-not-at-top
-  from lim_jax import losses, models, samplers, train  # pylint: disable=g-import-not-at-top
-  from lim_jax.processes import get_process  # pylint: disable=g-import-not-at-top
-  process = get_process(cfg.process)
-  data_shape = images.shape[1:]
-  model = models.get_model(cfg.model, data_shape, process.num_outputs)
+  from lim_jax import config_lib, models, parallel, sample, train  # pylint: disable=g-import-not-at-top
+  from lim_jax import data as data_lib  # pylint: disable=g-import-not-at-top
+  from lim_jax import state as state_lib  # pylint: disable=g-import-not-at-top
+  with cfg.unlocked():
+    cfg.sampling.num_samples, cfg.sampling.batch_size = num_samples, sample_batch
+  process = config_lib.validate(cfg)
+  mesh = parallel.make_mesh()
+  data = data_lib.get_dataset(cfg.data, cfg.seed)
+  model = models.get_model(cfg.model, data.data_shape, process.num_outputs)
   apply_fn = models.make_apply(model)
   tr = cfg.training
-  tx = train.make_optimizer(cfg.optim, tr.num_steps)
+  tx = state_lib.make_optimizer(cfg.optim, tr.num_steps)
   k_init, k_train, k_sample = jax.random.split(jax.random.PRNGKey(cfg.seed), 3)
-  state = jax.jit(train.make_state_factory(model, tx, data_shape))(k_init)
-  loss_fn = losses.make_loss_fn(process, apply_fn, tr.loss, tr.huber_delta)
-  step_fn = jax.jit(make_steps(loss_fn, tx, cfg.optim.ema_decay), donate_argnums=0)
+  state = jax.jit(state_lib.make_state_factory(model, tx, data.data_shape),
+                  out_shardings=parallel.replicated(mesh))(k_init)
+  step_fn = train.make_jit_train_step(cfg, process, apply_fn, tx, mesh)
 
-  rng = np.random.default_rng([cfg.seed, 0xDA7A])
-  order = np.empty(0, np.int64)
   t0 = time.time()
   losses_seen = []
   done = 0
-  while done < tr.num_steps:
+  while done < tr.num_steps:  # step n's batch is a function of (seed, n): the library's stream
     s = min(steps_per_call, tr.num_steps - done)
-    need = s * tr.batch_size
-    while len(order) < need:  # epochs of a seeded permutation, without replacement
-      order = np.concatenate([order, rng.permutation(len(images))])
-    batches, order = images[order[:need]].reshape((s, tr.batch_size) + data_shape), order[need:]
+    batches = parallel.put_batch(data.batches(done, s, tr.batch_size), mesh, leading_axes=1)
     state, m = step_fn(state, batches, k_train)
     done += s
     if done % max(tr.num_steps // 4, 1) < s:
@@ -292,13 +317,10 @@ def train_and_sample(cfg, images: np.ndarray, num_samples: int, steps_per_call: 
   jax.block_until_ready(state)
   train_s = time.time() - t0
 
-  smp = samplers.make_sampler(process, apply_fn, cfg.sampling.sampler, cfg.sampling.nfe)
   t0 = time.time()
-  chunks = [np.asarray(smp.sample(state.ema_params, jax.random.fold_in(k_sample, i),
-                                  (sample_batch,) + data_shape))
-            for i in range(-(-num_samples // sample_batch))]
-  samples = np.concatenate(chunks)[:num_samples]
-  return {"samples": samples, "train_s": train_s, "sample_s": time.time() - t0, "nfe": smp.nfe,
+  samples, nfe = sample.draw_samples(cfg, process, apply_fn, state.ema_params, mesh,
+                                     data.data_shape, num=num_samples, key=k_sample)
+  return {"samples": samples, "train_s": train_s, "sample_s": time.time() - t0, "nfe": nfe,
           "sampler": cfg.sampling.sampler, "losses": losses_seen,
           "nonfinite": int(state.nonfinite_total), "process": process.describe()}
 
@@ -319,10 +341,10 @@ def score(fake: np.ndarray, ref_feats: np.ndarray, ref_stats, features) -> dict[
 
 
 def save_grid(path: str, images: np.ndarray, scale: int) -> None:
-  from lim_jax import sample as sample_lib  # pylint: disable=g-import-not-at-top
-  u8 = sample_lib.to_uint8(images[:64])
+  from lim_jax import plotting  # pylint: disable=g-import-not-at-top
+  u8 = plotting.to_uint8(images[:64])
   u8 = u8.repeat(scale, axis=1).repeat(scale, axis=2)
-  sample_lib.image_grid(path, u8)
+  plotting.image_grid(path, u8)
 
 
 def parse_grid(spec: str) -> list[tuple[float, int]]:
@@ -446,9 +468,9 @@ def main(argv: list[str] | None = None) -> int:
   # ---- models --------------------------------------------------------------------------------
   for row in build_rows(args.families, args.fbm_grid):
     for seed in (int(s) for s in args.seeds.split(",")):
-      cfg = bench_config(row, args, seed, data.images.shape[1:])
+      cfg = library_config(bench_config(row, args, seed, data.images.shape[1:]), data, out)
       t0 = time.time()
-      r = train_and_sample(cfg, data.images, num_samples, args.steps_per_call, args.sample_batch)
+      r = train_and_sample(cfg, num_samples, args.steps_per_call, args.sample_batch)
       fake = quantize(r["samples"], data.levels)
       finite = float(np.mean(np.all(np.isfinite(r["samples"]), axis=(1, 2, 3))))
       scores = score(fake, ref_feats, ref_stats, features) | {"finite": finite}

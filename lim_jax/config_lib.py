@@ -12,13 +12,19 @@ with the offending field's dotted name.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import json
 import math
 import numbers
+import pathlib
 from typing import Any
 
 import jax
 from ml_collections import config_dict
+
+from lim_jax import data, losses, models, own_data, precondition, samplers
+from lim_jax.metrics import registry as metric_registry
+from lim_jax.processes import FAMILIES, get_process, grids
 
 ConfigDict = config_dict.ConfigDict
 
@@ -133,7 +139,6 @@ def default_config() -> ConfigDict:
 
 def set_family(config: ConfigDict, family: str, **overrides: Any) -> ConfigDict:
   """Sets ``process.family`` and adds that family's own fields (``config_fields()``), overridden."""
-  from lim_jax.processes import FAMILIES  # pylint: disable=g-import-not-at-top
   if family not in FAMILIES:
     raise ValueError(f"process.family must be one of {sorted(FAMILIES)}, got {family!r}")
   module = importlib.import_module(FAMILIES[family])
@@ -242,8 +247,6 @@ def validate(config: ConfigDict, num_devices: int | None = None,
   Raises:
     ValueError: naming the first bad field.
   """
-  from lim_jax import data, models, own_data, samplers, losses, precondition  # pylint: disable=g-import-not-at-top
-  from lim_jax.processes import get_process, grids  # pylint: disable=g-import-not-at-top
   num_devices = jax.device_count() if num_devices is None else num_devices
   num_processes = jax.process_count() if num_processes is None else num_processes
 
@@ -327,15 +330,12 @@ def validate(config: ConfigDict, num_devices: int | None = None,
 
   ev = config.eval
   _positive_int(config, "eval.num_samples")
-  from lim_jax import evaluate  # pylint: disable=g-import-not-at-top
-  evaluate.validate_metrics(ev, data.is_image(config.data))
+  metric_registry.validate_metrics(ev, data.is_image(config.data))
   return process
 
 
 def load_file(path, arg: str | None = None) -> ConfigDict:
   """``get_config()`` (or ``get_config(arg)``) of a config file, as ``--config=path[:arg]`` does."""
-  import importlib.util  # pylint: disable=g-import-not-at-top
-  import pathlib  # pylint: disable=g-import-not-at-top
   path = pathlib.Path(path)
   spec = importlib.util.spec_from_file_location(path.stem, path)
   module = importlib.util.module_from_spec(spec)

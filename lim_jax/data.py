@@ -33,7 +33,7 @@ from typing import Callable
 import jax
 import numpy as np
 
-from lim_jax import own_data
+from lim_jax import image_data, own_data, stable
 
 GRID_RATIO = 200.0
 GRID_STD = 0.05
@@ -91,7 +91,6 @@ def _checkerboard(rng, n, cfg):
 
 
 def _sas(rng, n, cfg):
-  from lim_jax import stable  # pylint: disable=g-import-not-at-top
   key = jax.random.PRNGKey(int(rng.integers(0, 2**31 - 1)))
   with jax.default_device(jax.local_devices(backend="cpu")[0]):
     return np.asarray(stable.isotropic_stable(key, float(cfg.alpha), (n, 2)))
@@ -111,7 +110,6 @@ TOY_DATASETS: dict[str, Callable[[np.random.Generator, int, object], np.ndarray]
 
 def validate(data_cfg) -> None:
   """Raises ``ValueError`` naming the bad ``data.*`` field (toy or image datasets)."""
-  from lim_jax import image_data  # pylint: disable=g-import-not-at-top
   if image_data.is_image_dataset(data_cfg.dataset):
     image_data.validate(data_cfg)
     return
@@ -147,7 +145,6 @@ def toy_labels(name: str, x: np.ndarray) -> np.ndarray:
 
 def num_classes(data_cfg) -> int | None:
   """Number of classes of ``data.dataset``, or ``None`` for an unlabelled set."""
-  from lim_jax import image_data  # pylint: disable=g-import-not-at-top
   name = data_cfg.dataset
   if image_data.is_image_dataset(name):
     return image_data.IMAGE_DATASETS[name].num_classes
@@ -158,7 +155,6 @@ def num_classes(data_cfg) -> int | None:
 
 def is_image(data_cfg) -> bool:
   """Whether ``data.dataset`` yields images ``(H, W, C)`` (built-in image sets, own images)."""
-  from lim_jax import image_data  # pylint: disable=g-import-not-at-top
   if own_data.is_own_dataset(data_cfg.dataset):
     return own_data.load(data_cfg).is_image
   return image_data.is_image_dataset(data_cfg.dataset)
@@ -282,7 +278,6 @@ def get_dataset(data_cfg, seed: int):
   Both offer ``data_shape``, ``batches(step, num_steps, global_batch, process_index,
   process_count)`` (a pure function of the step) and ``reference(n, salt)``.
   """
-  from lim_jax import image_data  # pylint: disable=g-import-not-at-top
   if image_data.is_image_dataset(data_cfg.dataset):
     return image_data.ImageData(data_cfg, seed)
   if own_data.is_own_dataset(data_cfg.dataset):

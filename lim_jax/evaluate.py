@@ -26,15 +26,17 @@ from typing import Callable
 import numpy as np
 
 from lim_jax import data as data_lib
+from lim_jax import sample as sample_lib
 from lim_jax import storage
 from lim_jax.metric_writers import MetricWriter, log
 from lim_jax.metrics import diversity, fid, inception_features, inception_weights
 from lim_jax.metrics import prdc as prdc_lib
 from lim_jax.metrics import toy as toy_metrics
-
-IMAGE_ONLY = ("fid", "pixel_vendi")
-TOY_ONLY = ("sliced_wasserstein", "mmd", "tail_quantile_log_error", "mode_coverage", "vendi")
-DEFAULT_IMAGE_METRICS = ("fid", "prdc", "pixel_vendi")
+# The metric names and their validation (config_lib uses them without importing this module;
+# tests/test_layering.py checks that METRICS implements exactly registry.NAMES).
+from lim_jax.metrics.registry import (  # noqa: F401  (re-exported: evaluate's public names)
+    DEFAULT_IMAGE_METRICS, IMAGE_ONLY, TOY_ONLY, validate_metrics)
+from lim_jax.plotting import to_uint8 as _to_uint8
 
 
 class Context:
@@ -107,11 +109,6 @@ class Context:
     return self._reference_features
 
 
-def _to_uint8(images: np.ndarray) -> np.ndarray:
-  from lim_jax import sample as sample_lib  # pylint: disable=g-import-not-at-top
-  return sample_lib.to_uint8(images)
-
-
 def _modes(samples, reference, config, ctx):
   del reference, ctx
   if config.data.dataset != "grid_imbalanced":
@@ -145,6 +142,7 @@ def _vendi(samples, reference, config, ctx):
                                          bandwidth=float(config.eval.get("vendi_bandwidth", 0.1)))}
 
 
+# The implementations of the names of :data:`lim_jax.metrics.registry.NAMES`.
 METRICS: dict[str, Callable[..., dict[str, float]]] = {
     "sliced_wasserstein": lambda s, r, c, ctx: {"sliced_wasserstein": toy_metrics.sliced_wasserstein(
         s, r, seed=c.seed)},
@@ -157,24 +155,6 @@ METRICS: dict[str, Callable[..., dict[str, float]]] = {
     "fid": _fid,
     "pixel_vendi": _pixel_vendi,
 }
-
-
-def validate_metrics(eval_cfg, is_image: bool) -> None:
-  """``eval.metrics`` entries exist and suit the kind of data; ``ValueError`` naming the field."""
-  for m in eval_cfg.metrics:
-    if m not in METRICS:
-      raise ValueError(f"eval.metrics entries must be in {sorted(METRICS)}, got {m!r}")
-    if is_image and m in TOY_ONLY:
-      raise ValueError(f"eval.metrics: {m!r} is for toy (vector) data; image metrics are "
-                       f"{DEFAULT_IMAGE_METRICS}")
-    if not is_image and m in IMAGE_ONLY:
-      raise ValueError(f"eval.metrics: {m!r} needs an image dataset")
-  k = eval_cfg.get("prdc_k", 3)
-  if not (isinstance(k, int) and not isinstance(k, bool) and k >= 1):
-    raise ValueError(f"eval.prdc_k must be an integer >= 1, got {k!r}")
-  bw = eval_cfg.get("vendi_bandwidth", 0.1)
-  if not (isinstance(bw, (int, float)) and bw > 0):
-    raise ValueError(f"eval.vendi_bandwidth must be > 0, got {bw!r}")
 
 
 def score(samples: np.ndarray, reference: np.ndarray, config,
@@ -219,7 +199,6 @@ def evaluate(config, workdir: str,
     FileNotFoundError: no checkpoint, or image metrics without the Inception file
       (``eval.inception_path``), before any sampling.
   """
-  from lim_jax import sample as sample_lib  # pylint: disable=g-import-not-at-top
   if split not in SPLITS:
     raise ValueError(f"split must be one of {sorted(SPLITS)}, got {split!r}")
   if data_lib.is_image(config.data) and feature_fn is None:

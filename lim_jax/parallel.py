@@ -12,6 +12,7 @@ from typing import Sequence
 
 import jax
 import numpy as np
+from jax.experimental import multihost_utils
 from jax.sharding import NamedSharding, PartitionSpec as P
 
 DATA_AXIS = "data"
@@ -72,6 +73,5 @@ def put_batch(local: np.ndarray, mesh, leading_axes: int = 0) -> jax.Array:
 def to_host(x: jax.Array) -> np.ndarray:
   """The full value of a (possibly multi-host sharded) array on every process."""
   if jax.process_count() > 1:
-    from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
     return np.asarray(multihost_utils.process_allgather(x, tiled=True))
   return np.asarray(jax.device_get(x))

@@ -8,7 +8,6 @@ data, uint8 ``(n, H, W, C)`` for images; plus the sampler name and NFE), ``sampl
 
 from __future__ import annotations
 
-import io
 import os
 from typing import Any
 
@@ -18,8 +17,14 @@ import numpy as np
 from lim_jax import checkpoint as ckpt_lib
 from lim_jax import config_lib, models, parallel, samplers, storage
 from lim_jax import data as data_lib
+from lim_jax import state as state_lib
 from lim_jax.metric_writers import MetricWriter, log
 from lim_jax.metrics import toy as toy_metrics
+from lim_jax.plotting import image_grid, scatter_plot, to_uint8
+
+__all__ = ["SAMPLE_SALT", "draw_samples", "sample_labels", "sample_and_write",
+           "restore_for_inference", "sample",
+           "image_grid", "scatter_plot", "to_uint8"]  # the last three: from lim_jax.plotting
 
 SAMPLE_SALT = 0x5A3B1E
 
@@ -66,53 +71,6 @@ def sample_labels(config, num: int) -> np.ndarray | None:
   return np.full((num,), fixed, np.int32) if fixed >= 0 else (np.arange(num) % c).astype(np.int32)
 
 
-def scatter_plot(path: str, samples: np.ndarray, reference: np.ndarray, title: str) -> None:
-  """Scatter of 2-D ``samples`` over ``reference`` data; axes cover the reference's 0.5-99.5 %."""
-  import matplotlib  # pylint: disable=g-import-not-at-top
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
-  lo = np.quantile(reference, 0.005, axis=0)
-  hi = np.quantile(reference, 0.995, axis=0)
-  pad = 0.1 * (hi - lo)
-  lo, hi = lo - pad, hi + pad
-  finite = np.all(np.isfinite(samples), axis=1)
-  outside = np.mean(np.any((samples < lo) | (samples > hi), axis=1) | ~finite)
-  fig, ax = plt.subplots(figsize=(5, 5), dpi=100)
-  ax.scatter(reference[:, 0], reference[:, 1], s=2, alpha=0.3, c="tab:gray", label="data")
-  ax.scatter(samples[finite, 0], samples[finite, 1], s=2, alpha=0.5, c="tab:blue", label="samples")
-  ax.set_xlim(lo[0], hi[0])
-  ax.set_ylim(lo[1], hi[1])
-  ax.set_title(f"{title}\n{100 * outside:.1f}% of samples outside the axes", fontsize=9)
-  ax.legend(loc="upper right", markerscale=4, fontsize=8)
-  fig.tight_layout()
-  buf = io.BytesIO()
-  fig.savefig(buf, format="png")
-  plt.close(fig)
-  storage.write_bytes(path, buf.getvalue())
-
-
-def to_uint8(images: np.ndarray) -> np.ndarray:
-  """[-1, 1] float images -> uint8 (non-finite values become 0)."""
-  images = np.nan_to_num(images, nan=-1.0, posinf=1.0, neginf=-1.0)
-  return np.clip(np.round((images + 1.0) * 127.5), 0, 255).astype(np.uint8)
-
-
-def image_grid(path: str, images: np.ndarray, max_images: int = 64) -> None:
-  """Writes up to ``max_images`` uint8 images ``(n, H, W, C)`` as one PNG grid."""
-  from PIL import Image  # pylint: disable=g-import-not-at-top
-  images = images[:max_images]
-  n, h, w, c = images.shape
-  cols = int(np.ceil(np.sqrt(n)))
-  rows = int(np.ceil(n / cols))
-  grid = np.zeros((rows * (h + 2) + 2, cols * (w + 2) + 2, c), np.uint8)
-  for i, img in enumerate(images):
-    r, q = divmod(i, cols)
-    grid[2 + r * (h + 2):2 + r * (h + 2) + h, 2 + q * (w + 2):2 + q * (w + 2) + w] = img
-  buf = io.BytesIO()
-  Image.fromarray(grid[..., 0] if c == 1 else grid).save(buf, format="PNG")
-  storage.write_bytes(path, buf.getvalue())
-
-
 def sample_and_write(config, workdir: str, process, apply_fn, params, step: int,
                      data: data_lib.ToyData, mesh, writer: MetricWriter) -> dict[str, float]:
   """Draws ``sampling.num_samples`` samples, writes npz + png + a metrics line (process 0)."""
@@ -151,17 +109,14 @@ def restore_for_inference(config, workdir: str) -> dict[str, Any]:
   Raises:
     FileNotFoundError: no checkpoint in ``workdir/checkpoints``.
   """
-  from lim_jax import train  # pylint: disable=g-import-not-at-top
   process = config_lib.validate(config)
   mesh = parallel.make_mesh()
   data = data_lib.get_dataset(config.data, config.seed)
   model = models.get_model(config.model, data.data_shape, process.num_outputs)
-  tx = train.make_optimizer(config.optim, config.training.num_steps)
+  tx = state_lib.make_optimizer(config.optim, config.training.num_steps)
 
-  create = train.make_state_factory(model, tx, data.data_shape)
-  abstract = jax.eval_shape(create, jax.random.PRNGKey(0))
-  rep = parallel.replicated(mesh)
-  abstract = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=rep), abstract)
+  create = state_lib.make_state_factory(model, tx, data.data_shape)
+  abstract = state_lib.abstract_state(create, parallel.replicated(mesh))
   ckpt = ckpt_lib.Checkpointer(workdir, config.training.keep_checkpoints, async_save=False)
   restored = ckpt.restore_latest_good(abstract, config.to_dict())
   ckpt.close()

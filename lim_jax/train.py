@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any
 
-import flax
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -22,7 +20,14 @@ import optax
 from lim_jax import checkpoint as ckpt_lib
 from lim_jax import config_lib, losses, models, parallel, storage
 from lim_jax import data as data_lib
+from lim_jax import sample as sample_lib
 from lim_jax.metric_writers import MetricWriter, Progress, format_eta, log
+# The state lives in lim_jax.state (below both training and sampling); re-exported here.
+from lim_jax.state import TrainState, init_state, make_optimizer, make_state_factory
+
+__all__ = ["NonFiniteError", "TrainState", "init_state", "make_optimizer", "make_state_factory",
+           "make_train_step", "scan_unroll", "make_jit_train_step", "prepare_workdir",
+           "train_and_evaluate"]
 
 Array = jax.Array
 
@@ -31,63 +36,9 @@ class NonFiniteError(RuntimeError):
   """Training met a non-finite loss or gradient and the policy says stop."""
 
 
-@flax.struct.dataclass
-class TrainState:
-  """Everything a resumed run needs (all arrays; replicated over the mesh).
-
-  Attributes:
-    step: number of optimisation steps taken (including skipped non-finite ones).
-    params: network parameters.
-    ema_params: exponential moving average of ``params`` (used for sampling).
-    opt_state: optax state.
-    nonfinite_run: consecutive steps with a non-finite loss or gradient (update skipped).
-    nonfinite_total: all such steps so far.
-  """
-
-  step: Array
-  params: Any
-  ema_params: Any
-  opt_state: Any
-  nonfinite_run: Array
-  nonfinite_total: Array
-
-
 # ---------------------------------------------------------------------------------------------
 # Pure building blocks (importable from a notebook).
 # ---------------------------------------------------------------------------------------------
-def make_optimizer(optim_cfg, num_steps: int) -> optax.GradientTransformation:
-  """Adam/AdamW with linear warmup (then constant or cosine decay) and global-norm clipping."""
-  lr, warm = optim_cfg.learning_rate, optim_cfg.warmup_steps
-  if optim_cfg.lr_schedule == "cosine":
-    schedule = optax.warmup_cosine_decay_schedule(0.0, lr, max(warm, 1), max(num_steps, warm + 1))
-  else:
-    schedule = optax.warmup_constant_schedule(0.0, lr, max(warm, 1))
-  kwargs = dict(b1=optim_cfg.b1, b2=optim_cfg.b2, eps=optim_cfg.eps)
-  if optim_cfg.optimizer == "adamw":
-    opt = optax.adamw(schedule, weight_decay=optim_cfg.weight_decay, **kwargs)
-  else:
-    opt = optax.adam(schedule, **kwargs)
-  parts = [optax.clip_by_global_norm(optim_cfg.grad_clip)] if optim_cfg.grad_clip > 0 else []
-  return optax.chain(*parts, opt)
-
-
-def init_state(params, tx: optax.GradientTransformation) -> TrainState:
-  zero = jnp.zeros((), jnp.int32)
-  return TrainState(step=zero, params=params, ema_params=params, opt_state=tx.init(params),
-                    nonfinite_run=zero, nonfinite_total=zero)
-
-
-def make_state_factory(model, tx: optax.GradientTransformation, data_shape: tuple[int, ...]):
-  """Returns ``create(key) -> TrainState`` initialising ``model`` on a dummy batch of one."""
-
-  def create(key: Array) -> TrainState:
-    x = jnp.zeros((1,) + tuple(data_shape), jnp.float32)
-    cond = {"y": jnp.zeros((1,), jnp.int32)} if getattr(model, "num_classes", 0) else {}
-    return init_state(model.init(key, x, jnp.zeros((1,)), **cond)["params"], tx)
-
-  return create
-
-
 def make_train_step(loss_fn, tx: optax.GradientTransformation, ema_decay: float,
                     unroll: bool = False, grad_clip: float = 0.0):
   """Returns the pure ``train_steps(state, batches, base_key) -> (state, metrics)``.
@@ -162,7 +113,6 @@ def make_jit_train_step(config, process, apply_fn, tx: optax.GradientTransformat
   """The jitted ``train_steps(state, batches, key)`` that :func:`train_and_evaluate` runs: the
   config's loss and EMA, the scan unrolled per :func:`scan_unroll`, state replicated and donated,
   batches ``(S, B, ...)`` sharded over ``data`` on their batch axis."""
-  tr = config.training
   loss_fn = losses.loss_fn_from_config(config, process, apply_fn)
   steps = make_train_step(loss_fn, tx, config.optim.ema_decay, unroll=scan_unroll(config),
                           grad_clip=config.optim.grad_clip)
@@ -221,8 +171,6 @@ def train_and_evaluate(config, workdir: str) -> TrainState:
     NonFiniteError: non-finite loss/gradients under the ``stop`` policy (or too many in a row
       under ``skip``); the last checkpoint stays the last good state.
   """
-  from lim_jax import sample as sample_lib  # pylint: disable=g-import-not-at-top
-
   # ---- setup ---------------------------------------------------------------------------------
   process = config_lib.validate(config)
   tr = config.training
