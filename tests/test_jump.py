@@ -11,6 +11,7 @@ versions carry ``@pytest.mark.slow``.
 from __future__ import annotations
 
 import math
+import pathlib
 
 import jax
 import jax.numpy as jnp
@@ -28,11 +29,13 @@ from lim_jax.processes.jump import JumpProcess
 from lim_jax.processes.schedules import Schedule
 from lim_jax.stable import isotropic_stable
 
+TOY_JUMP = pathlib.Path(__file__).resolve().parent.parent / "configs" / "toy_jump.py"
 PURE = dict(b=1.0, g2=0.0, jump_rate=1.0, jump_scale=1.0)  # lambda = b: closed form exists
 
 
 def closed_form_velocity(u, t, lam=1.0, c=1.0, b=1.0):
-  """``v(u, t) = -lambda [sqrt(c) sgn(u) e^{-bt}/(1 - e^{-bt}) + u/2]`` (DESIGN.md §3.3, d = 1)."""
+  """``v(u, t) = -lambda [sqrt(c) sgn(u) e^{-bt}/(1 - e^{-bt}) + u/2]`` (d = 1, lambda = b;
+  docs/families/jump.md §6)."""
   e = np.exp(-b * t)
   return -lam * (np.sqrt(c) * np.sign(u) * e / (1.0 - e) + 0.5 * u)
 
@@ -80,8 +83,7 @@ def test_reference_config_and_jump_cap():
     cap = jump.min_jump_cap(mean)
     assert stats.poisson.sf(cap, mean) < 1e-9 <= stats.poisson.sf(cap - 1, mean)
     assert jump.poisson_tail(cap, mean) == pytest.approx(stats.poisson.sf(cap, mean), rel=1e-6)
-  from configs import toy_jump  # pylint: disable=g-import-not-at-top
-  config = toy_jump.get_config()
+  config = config_lib.load_file(TOY_JUMP)
   proc = get_process(config.process)
   assert isinstance(proc, JumpProcess)
   assert (proc.b, proc.g2, proc.jump_rate, proc.jump_scale, proc.t_max) == (1, 1, 1, 1, 10)
@@ -282,6 +284,130 @@ def test_pure_jump_kernel_matches_closed_form_and_laplace_simulation():
                           2e-3, True)[t][:, 0]
   assert abs(np.mean(x == 0) - math.exp(-2 * t)) < 4 * math.sqrt(math.exp(-2) / n)
   assert stats.ks_2samp(x, sim).pvalue > 1e-3
+
+
+# ---- the jump latents: the count, the slots and the law of the previous kernel --------------------
+def _arrival_time_jump_sum(key, duration, lam, cap, growth):
+  """The previous kernel's compound Poisson draw (lim_jax before the inversion count), kept as a
+  reference: ``cap`` arrival times ``cumsum(Exp(1))/lambda``, the count is how many fall before
+  ``duration``, and the sum is ``sum_i Z_i exp(growth (duration - tau_i))``. Returns (count, sum)."""
+  k_times, k_sizes = jax.random.split(key)
+  shape = duration.shape + (cap,)
+  arrivals = jnp.cumsum(jax.random.exponential(k_times, shape), axis=-1) / lam
+  sizes = jax.random.exponential(k_sizes, shape)
+  active = arrivals < duration[:, None]
+  lag = jnp.where(active, duration[:, None] - arrivals, 0.0)
+  return (jnp.sum(active, axis=-1),
+          jnp.sum(jnp.where(active, sizes * jnp.exp(growth * lag), 0.0), axis=-1))
+
+
+def _within_se(samples, want_mean, want_var, n_se=5.0):
+  """Sample mean and variance against closed forms within ``n_se`` standard errors (the variance's
+  SE from the sample fourth central moment)."""
+  x = np.asarray(samples, np.float64)
+  n = x.size
+  mean, var = x.mean(), x.var()
+  m4 = np.mean((x - mean) ** 4)
+  assert abs(mean - want_mean) < n_se * math.sqrt(var / n), (mean, want_mean)
+  assert abs(var - want_var) < n_se * math.sqrt((m4 - var * var) / n), (var, want_var)
+
+
+@pytest.mark.parametrize("mean", [0.02, 0.3, 1.0, 4.0, 10.0])
+def test_jump_count_matches_scipy_poisson(mean):
+  """Reference: scipy.stats.poisson (pmf, sf). 2e5 inversion draws at the default cap (34 at
+  lambda T = 10): each count whose expected frequency is >= 20, and the pooled tails beyond them,
+  within 5 binomial SE; chi^2 goodness of fit p > 1e-4 on the same bins. A mean of 0 gives 0."""
+  proc = JumpProcess()
+  n = 200_000
+  means = jnp.full((n,), mean, jnp.float32)
+  count = np.asarray(proc.jump_count(jax.random.PRNGKey(round(100 * mean)), means))
+  assert count.dtype == np.int32 and 0 <= count.min() and count.max() <= proc.jump_cap
+  ks = np.arange(proc.jump_cap + 1)
+  pmf = stats.poisson.pmf(ks, mean)
+  bulk = ks[pmf * n >= 20]
+  lo, hi = bulk.min(), bulk.max()
+  obs = np.bincount(count, minlength=proc.jump_cap + 1)
+  got = np.concatenate([[obs[:lo].sum()], obs[lo:hi + 1], [obs[hi + 1:].sum()]])
+  want = np.concatenate([[stats.poisson.cdf(lo - 1, mean)], pmf[lo:hi + 1],
+                         [stats.poisson.sf(hi, mean)]])
+  keep = want > 0
+  got, want = got[keep], want[keep]
+  se = np.sqrt(want * (1 - want) / n)
+  assert np.all(np.abs(got / n - want) < 5 * se + 0.5 / n), (got / n, want)
+  assert stats.chisquare(got, want / want.sum() * n).pvalue > 1e-4
+  zero = proc.jump_count(jax.random.PRNGKey(0), jnp.zeros((8,), jnp.float32))
+  assert np.all(np.asarray(zero) == 0)
+
+
+@pytest.mark.parametrize("duration,growth", [(0.2, 1.0), (0.2, 0.0), (3.0, -1.0), (10.0, 1.0)])
+def test_jump_sum_matches_closed_form_moments_and_previous_kernel(duration, growth):
+  """References: closed-form moments of ``S = sum_{i <= N} Z_i e^{g l_i}``, ``N ~ Poisson(lambda
+  h)``, ``l_i ~ U(0, h)``, ``Z ~ Exp(1)``: ``E S = lambda (e^{gh} - 1)/g``, ``Var S = lambda
+  (e^{2gh} - 1)/g`` (``lambda h``, ``2 lambda h`` at g = 0), mean and variance within 5 SE (1e5
+  draws); and the previous arrival-time kernel (:func:`_arrival_time_jump_sum`, 1e5 draws):
+  two-sample KS p > 1e-3 and the fraction of zero sums within 5 SE of each other. ``g = b`` is the
+  exponential integrators' noise, 0 Euler–Maruyama's, ``-b`` the forward kernel's jump variance."""
+  proc = JumpProcess()
+  lam, n = proc.jump_rate, 100_000
+  h = jnp.full((n,), duration, jnp.float32)
+  got = np.asarray(jax.jit(proc._jump_sum, static_argnums=2)(jax.random.PRNGKey(5), h, growth))
+  if growth == 0:
+    want_mean, want_var = lam * duration, 2 * lam * duration
+  else:
+    want_mean = lam * math.expm1(growth * duration) / growth
+    want_var = lam * math.expm1(2 * growth * duration) / growth
+  _within_se(got, want_mean, want_var)
+  _, old = _arrival_time_jump_sum(jax.random.PRNGKey(6), h, lam, proc.jump_cap, growth)
+  old = np.asarray(old)
+  assert stats.ks_2samp(got, old).pvalue > 1e-3
+  p0 = math.exp(-lam * duration)
+  assert abs(np.mean(got == 0) - np.mean(old == 0)) < 5 * math.sqrt(2 * p0 * (1 - p0) / n)
+
+
+@pytest.mark.parametrize("target", ["rao_blackwell", "conditional_w"])
+def test_training_latents_match_closed_forms(target):
+  """References: closed forms for the latents of :meth:`JumpProcess.draw_latents` at t in {0.3, 3}
+  (1e5 draws, lambda = b = c = g2 = 1): ``P(N <= 1) = e^{-lambda t}(1 + lambda t)`` (5 binomial
+  SE), ``W = 2c (omega + y0)`` with ``E W = g2 s_t^2 + 2 c lambda (1 - e^{-bt})/b`` and
+  ``Var W = 4 c^2 lambda (1 - e^{-2bt})/b`` (5 SE); ``rao_blackwell``: the set-aside jump ``y0``
+  given ``N >= 1`` has mean ``(1 - e^{-bt})/(bt)`` (5 SE) and is 0 when ``N = 0``."""
+  proc = JumpProcess(target=target)
+  n, c, lam, b = 100_000, proc.jump_scale, proc.jump_rate, proc.b
+  for i, t in enumerate((0.3, 3.0)):
+    lat = proc.draw_latents(jax.random.PRNGKey(30 + i), jnp.full((n,), t, jnp.float32))
+    few, omega, y0 = (np.asarray(v, np.float64) for v in lat)
+    p_few = math.exp(-lam * t) * (1 + lam * t)
+    assert abs(few.mean() - p_few) < 5 * math.sqrt(p_few * (1 - p_few) / n), (t, few.mean())
+    w = 2 * c * (omega + y0)
+    _within_se(w, proc.g2 * -math.expm1(-b * t) + 2 * c * lam * -math.expm1(-b * t) / b,
+               4 * c * c * lam * -math.expm1(-2 * b * t) / b)
+    if target == "rao_blackwell":
+      # y0 > 0 exactly when N >= 1 (an Exp(1) size times a positive factor).
+      some = y0 > 0
+      p_none = math.exp(-lam * t)
+      assert abs(1 - some.mean() - p_none) < 5 * math.sqrt(p_none * (1 - p_none) / n)
+      y = y0[some]
+      assert abs(y.mean() + math.expm1(-b * t) / (b * t)) < 5 * y.std() / math.sqrt(y.size)
+    else:
+      assert np.all(y0 == 0)
+
+
+def test_jump_latents_of_an_example_do_not_depend_on_the_rest_of_the_batch():
+  """Reference: the same draw with the other examples changed. The slot loop runs as many passes as
+  the batch's largest count needs; example 0's latents and sampler noise (same key, same row) must
+  be bitwise the same whether its neighbours need one pass (t = 0.1) or several (t = 10)."""
+  proc = JumpProcess()
+  key = jax.random.PRNGKey(9)
+  t_small = jnp.array([2.0, 0.01, 0.01, 0.01], jnp.float32)
+  t_large = jnp.array([2.0, 10.0, 10.0, 10.0], jnp.float32)
+  for a, b in zip(proc.draw_latents(key, t_small), proc.draw_latents(key, t_large)):
+    assert np.asarray(a)[0] == np.asarray(b)[0]
+  for growth in (0.0, proc.b):
+    s_small = proc._jump_sum(key, t_small, growth)
+    s_large = proc._jump_sum(key, t_large, growth)
+    assert np.asarray(s_small)[0] == np.asarray(s_large)[0]
+  counts = np.asarray(proc.jump_count(jax.random.split(key)[0], t_large))
+  assert 1 <= counts[0] <= 4 < counts.max()  # example 0 has jumps; one pass vs several
 
 
 # ---- the generalized score -----------------------------------------------------------------------
@@ -539,8 +665,7 @@ def _tail_log_error(samples, data, levels=np.linspace(0.95, 0.995, 10)):
 
 
 def _train_toy_jump(steps, batch, hidden, depth):
-  from configs import toy_jump  # pylint: disable=g-import-not-at-top
-  config = toy_jump.get_config()
+  config = config_lib.load_file(TOY_JUMP)
   config.model.hidden, config.model.depth = hidden, depth
   proc = get_process(config.process)
   data = isotropic_stable(jax.random.PRNGKey(0), config.data.alpha, (20_000, 2))

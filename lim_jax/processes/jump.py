@@ -1,4 +1,6 @@
-"""Jump-diffusion family (Baule 2025, "Generative modelling with jump-diffusions"; DESIGN.md §3.3).
+"""Jump-diffusion family (Baule 2025, "Generative modelling with jump-diffusions").
+
+The maths in full: docs/families/jump.md.
 
 Forward SDE, forward time ``t in [0, T]`` (``T = process.t_max``, default 10), constant OU rate b:
 
@@ -15,17 +17,17 @@ the jump times. ``N`` is drawn by inverting the Poisson(lambda t) distribution w
 mass at ``lambda T`` is below 1e-9 (checked by :meth:`JumpProcess.validate`); given ``N`` the
 ``s_i`` are iid ``U(0, t)``, drawn a few slots at a time only as far as the batch's largest ``N``.
 
-Generalized score (DESIGN.md §2, §3.3; Baule 2025 §2): the Fokker–Planck equation reads
+Generalized score (Baule 2025 §2; docs/families/jump.md §3): the Fokker–Planck equation reads
 ``d_t p = div((b/2) x p) + lap V`` with ``V_hat = (b g2/2 + lambda c/(1 + c|k|^2)) p_hat``, i.e.
-``V = (b g2/2) p + lambda c (f_A * p)`` (DESIGN.md writes ``g2/2``; the ``b`` belongs there because
-the diffusion is ``sqrt(b g2)``), and the flux velocity is ``v = grad V / p``. ``V`` is linear in
-``p``, so for any split ``p_t = E_L[p_c(. | L)]`` over latents ``L`` the regression target
+``V = (b g2/2) p + lambda c (f_A * p)`` (with the factor ``b``, because the diffusion is
+``sqrt(b g2)``), and the flux velocity is ``v = grad V / p``. ``V`` is linear in ``p``, so for
+any split ``p_t = E_L[p_c(. | L)]`` over latents ``L`` the regression target
 ``v_c = grad V[p_c] / p_c`` has the marginal ``v`` as its conditional mean given ``x_t`` (tower
 property).
 
 Target (``process.target``):
 
-* ``conditional_w`` (DESIGN.md §3.3): ``L`` = everything, ``p_c = N(u; 0, W I)``,
+* ``conditional_w`` (docs/families/jump.md §4): ``L`` = everything, ``p_c = N(u; 0, W I)``,
   ``v_c = -(u/W) [b g2/2 + lambda c E_Z(N(u; W + 2cZ) W/(W + 2cZ)) / N(u; W)]``. Its jump part has
   INFINITE variance (``u | W`` has Gaussian tails, ``f_A * p_c`` Laplace tails; measured: one
   example in 1e6 carries 70% of the mean squared target), and with ``g2 = 0`` the no-jump examples
@@ -44,8 +46,8 @@ Network parametrisation: with ``q = g2 + 2 lambda c / b`` (so ``E[W] = q (1 - e^
 ``sigma_t = sqrt(q (1 - e^{-bt}))`` the network predicts ``r = -2 sigma_t v / (b q)``, an eps-like
 quantity: at ``lambda = 0`` it is exactly the Gaussian VP eps of the constant-rate schedule
 ``beta = b`` (and ``g2 = 1``). Velocity ``v = -(b q / (2 sigma_t)) r``. With jumps
-(``lambda > 0``) a second head predicts ``E[u | x_t] / sigma_t`` (target ``u / sigma_t``), which gives
-the denoiser ``E[x0 | x_t] = (x_t - sigma_t head_2) / m_t`` (:meth:`JumpProcess.denoise`): the
+(``lambda > 0``) a second head predicts ``E[u | x_t] / sigma_t`` (target ``u / sigma_t``), which
+gives the denoiser ``E[x0 | x_t] = (x_t - sigma_t head_2) / m_t`` (:meth:`JumpProcess.denoise`): the
 velocity is not a function of ``E[x0 | x_t]`` for this non-Gaussian kernel, nor the reverse, so the
 denoiser needs its own head (as the mixture family's velocity does). At ``lambda = 0`` both targets
 are ``eps`` and one head serves both.
@@ -57,7 +59,7 @@ Samplers (reverse time ``tau = T - t``, step from ``s = t_cur`` to ``t = t_next`
 
 * generic ``euler``/``heun`` on the PF-ODE ``dx/dtau = (b/2) x + v`` (Baule 2025, PF-ODE);
 * ``em``: reverse SDE ``dx/dtau = (b/2) x + 2 v`` + ``sqrt(b g2) dW`` + the same compound-Poisson
-  Laplace jumps (Baule 2025, reverse SDE; DESIGN.md §2);
+  Laplace jumps (Baule 2025, reverse SDE; docs/families/jump.md §7);
 * ``ei_ode`` / ``ei_sde``: exact integration with ``r`` frozen. With ``a = m_t/m_s = e^{bh/2}`` and
   ``s_t = sqrt(1 - e^{-bt})``: ``x_t = a x_s + k sqrt(q) r (s_t - a s_s)`` (``k = 1`` ODE, ``k = 2``
   SDE) plus, for the SDE, the exact OU-propagated forward noise ``sqrt(g2 (e^{bh} - 1) +
@@ -77,7 +79,6 @@ from typing import ClassVar, NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from ml_collections import config_dict
 
 from lim_jax.processes import base
@@ -143,8 +144,8 @@ class JumpProcess(base.Process):
     quad_nodes: Gauss–Legendre nodes per panel of the target's integrals (``process.quad_nodes``;
       26 panels; float64 rule error 4e-5 at 4 nodes, 3e-6 at 5, below float32 rounding above).
     target: ``rao_blackwell`` (one jump's size and, if ``N <= 1``, the count integrated out: finite
-      variance) or ``conditional_w`` (conditional on the full ``W``, DESIGN.md §3.3: the jump part
-      of the target then has infinite variance).
+      variance) or ``conditional_w`` (conditional on the full ``W``, docs/families/jump.md §4: the
+      jump part of the target then has infinite variance).
     horizon: ``T`` (``process.t_max``, default 10 as in Baule's reference setting).
   """
 
@@ -528,31 +529,35 @@ class JumpProcess(base.Process):
             "ei_ode_v": self.ei_ode_v_step, "ei_sde_v": self.ei_sde_v_step}
 
 
+#: The family's own ``process`` fields (``process.t_max``, ``t_min``, ``t_min_train`` are shared).
+FAMILY_FIELDS = ("b", "g2", "jump_rate", "jump_scale", "max_jumps", "quad_nodes", "target")
+_FLOAT_FIELDS = ("b", "g2", "jump_rate", "jump_scale")  # ints from a config become floats
+
+
+def _defaults() -> dict:
+  """The dataclass defaults of :class:`JumpProcess`, the one place they are written."""
+  return {f.name: f.default for f in dataclasses.fields(JumpProcess) if f.init}
+
+
 def config_fields() -> dict:
-  """The family's own ``process`` fields and defaults (Baule 2025 reference setting)."""
-  return {
-      "b": 1.0,  # OU rate
-      "g2": 1.0,  # Gaussian strength: diffusion sqrt(b g2)
-      "jump_rate": 1.0,  # lambda
-      "jump_scale": 1.0,  # c: Laplace amplitudes sqrt(2 c Z) xi
-      "max_jumps": config_dict.placeholder(int),  # None: smallest cap with tail < 1e-9
-      "quad_nodes": 5,  # Gauss-Legendre nodes per panel (26 panels) of the target's integrals
-      "target": "rao_blackwell",  # or "conditional_w" (DESIGN.md §3.3, infinite variance)
-  }
+  """The family's own ``process`` fields and their defaults, read off the dataclass (Baule 2025's
+  reference setting ``b = g2 = lambda = c = 1``); ``max_jumps`` None becomes an int placeholder."""
+  fields = {name: _defaults()[name] for name in FAMILY_FIELDS}
+  if fields["max_jumps"] is None:
+    fields["max_jumps"] = config_dict.placeholder(int)
+  return fields
 
 
 def from_config(cfg) -> JumpProcess:
   """``process`` ConfigDict -> :class:`JumpProcess` (validated). ``t_max`` None means 10."""
+  defaults = _defaults()
+  fields = {name: cfg.get(name, defaults[name]) for name in FAMILY_FIELDS}
+  fields.update({name: _number(fields[name]) for name in _FLOAT_FIELDS})
   t_max = cfg.get("t_max", None)
-  max_jumps = cfg.get("max_jumps", None)
   proc = JumpProcess(
-      b=_number(cfg.get("b", 1.0)), g2=_number(cfg.get("g2", 1.0)),
-      jump_rate=_number(cfg.get("jump_rate", 1.0)),
-      jump_scale=_number(cfg.get("jump_scale", 1.0)),
-      max_jumps=max_jumps, quad_nodes=cfg.get("quad_nodes", 5),
-      target=cfg.get("target", "rao_blackwell"),
-      horizon=DEFAULT_T_MAX if t_max is None else _number(t_max),
-      t_min=float(cfg.get("t_min", 1e-3)), t_min_train=float(cfg.get("t_min_train", 1e-5)))
+      **fields, horizon=defaults["horizon"] if t_max is None else _number(t_max),
+      t_min=float(cfg.get("t_min", defaults["t_min"])),
+      t_min_train=float(cfg.get("t_min_train", defaults["t_min_train"])))
   proc.validate()
   return proc
 

@@ -24,7 +24,8 @@ changes (they are not tuned to a case):
   convergence from an upper bound);
 * the mixing densities' features ``-bt + KINK`` and ``CUTOFF`` (in ``s``);
 * geometric tails (``- TAILS``) left of the three places where the bulk can start (``-bt``, ``0``,
-  the Gaussian factor's right edge), since left of the bulk the integrand falls like ``z`` or ``z^2``;
+  the Gaussian factor's right edge), since left of the bulk the integrand falls like ``z`` or
+  ``z^2``;
 * ``log omega`` (where ``var`` stops being ``omega``); the window is ``[lowest - 20, log 45]``:
   below it the integrand is ``O(z)`` (``e^{-20}`` relatively), above it ``e^{-z}`` is ``e^{-45}``.
 
@@ -61,7 +62,8 @@ LEFT_DROPS = (0.5, 2.0, 6.0, 16.0)
 #: Offsets in ``s`` from ``-bt`` (the decayed density's kink) and from 0 (the ``e^{-z}`` cutoff).
 KINK = (0.0, 2.5)
 CUTOFF = (-1.0, 0.8, 1.8)
-#: Geometric tail offsets left of the bulk edges ``-bt``, ``0`` and the Gaussian factor's right edge.
+#: Geometric tail offsets left of the bulk edges ``-bt``, ``0`` and the Gaussian factor's right
+#: edge.
 KINK_TAILS = (3.0, 9.0)
 CUTOFF_TAILS = (4.0,)
 GAUSS_TAILS = (1.0, 3.0, 7.0, 15.0)
