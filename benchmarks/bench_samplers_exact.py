@@ -3,9 +3,11 @@
   python benchmarks/bench_samplers_exact.py --part=jump     # jump, exact velocity of a point mass
   python benchmarks/bench_samplers_exact.py --part=fbm      # fbm, exact score of Gaussian data
   python benchmarks/bench_samplers_exact.py --tiny          # smoke test (both parts, tiny sizes)
+  python benchmarks/bench_samplers_exact.py --part=fbm --fbm_samplers=euler,heun,em \
+      --fbm_grids=uniform_t,edm --num_ou=3,5                 # the stiffness table alone
 
-Every sampler runs through :func:`lim_jax.samplers.make_sampler` with a network replaced by the exact
-model, so the numbers measure the integrator and the grid alone (no training error).
+Every sampler runs through :func:`lim_jax.samplers.make_sampler` with a network replaced by the
+exact model, so the numbers measure the integrator and the grid alone (no training error).
 
 jump (d = 1, x0 = 0, float64): the final scale of the samples at ``t_min`` over the exact one.
 
@@ -24,7 +26,8 @@ over the true one (``c^2 v + Sigma_XX(t_min)``), for K = 3 and 5, the generic ``
 ``em``, the exponential integrators ``ei_ode``/``ei_sde`` and the denoiser-form samplers (``ddim``,
 ``edm_heun``, ``dpmpp_2m``, ``ancestral``: on the channel ``u`` with the OU state frozen), on the
 ``uniform_t`` grid, the power-3 ``uniform_t`` grid and the noise-level grids ``edm`` (rho = 7) and
-``loguniform``.
+``loguniform`` (``--fbm_samplers``, ``--fbm_grids``, ``--fbm_nfe``, ``--num_ou`` choose a subset;
+the default, 10^4 x 2 samples at NFE 10-500, takes a few minutes on 2 CPU cores).
 
 Tolerances: a ratio of sample quantiles from ``n`` draws has the standard error
 ``sqrt(p (1 - p)/n) / (f(q) q)``; the tables print it (``se``) next to the ratios. Variances: the
@@ -197,15 +200,21 @@ def fbm_variance_ratio(proc, sampler: str, nfe: int, grid: str, power: float, n:
   return float(x.var() / true)
 
 
+def _grid_spec(text: str) -> tuple[str, float]:
+  """``'uniform_t'`` -> ``('uniform_t', 1.0)``; ``'uniform_t:3'`` -> the power-3 grid."""
+  name, _, power = text.partition(":")
+  return name, float(power or 1.0)
+
+
 def run_fbm(args) -> str:
-  from lim_jax.processes import FBMProcess  # pylint: disable=g-import-not-at-top
+  from lim_jax.processes.fbm import FBMProcess  # pylint: disable=g-import-not-at-top
   from lim_jax.processes.schedules import Schedule  # pylint: disable=g-import-not-at-top
-  nfes = (10, 20) if args.tiny else (10, 20, 35, 50, 100, 200, 500)
+  nfes = (10, 20) if args.tiny else tuple(int(v) for v in args.fbm_nfe.split(","))
   n = 1000 if args.tiny else args.fbm_samples
-  names = FBM_SAMPLERS[:3] if args.tiny else FBM_SAMPLERS
-  grids = FBM_GRIDS[:2] if args.tiny else FBM_GRIDS
+  names = FBM_SAMPLERS[:3] if args.tiny else tuple(args.fbm_samplers.split(","))
+  grids = FBM_GRIDS[:2] if args.tiny else tuple(_grid_spec(g) for g in args.fbm_grids.split(","))
   lines = []
-  for k in ((3,) if args.tiny else (3, 5)):
+  for k in ((3,) if args.tiny else tuple(int(v) for v in args.num_ou.split(","))):
     proc = FBMProcess(schedule=Schedule(sde="vp"), num_ou=k, hurst=0.9)
     r_lo, r_hi = proc.sampling_noise_range()
     lines += [f"#### fbm FVP H = 0.9, K = {k}: variance / true (noise level r = s_c/c_t from "
@@ -235,7 +244,12 @@ def main() -> None:
   p.add_argument("--part", default="jump,fbm", help="jump, fbm or both")
   p.add_argument("--tiny", action="store_true", help="smoke-test sizes")
   p.add_argument("--jump_samples", type=int, default=20_000)
-  p.add_argument("--fbm_samples", type=int, default=20_000)
+  p.add_argument("--fbm_samples", type=int, default=10_000)
+  p.add_argument("--fbm_samplers", default=",".join(FBM_SAMPLERS), help="fbm samplers")
+  p.add_argument("--fbm_grids", default="uniform_t,uniform_t:3,edm,loguniform",
+                 help="fbm grids, NAME or NAME:POWER for a power-POWER uniform_t grid")
+  p.add_argument("--fbm_nfe", default="10,20,50,100,200,500", help="fbm NFEs")
+  p.add_argument("--num_ou", default="3,5", help="fbm K values")
   p.add_argument("--out", default="", help="also write the tables to OUT/samplers_exact.md")
   args = p.parse_args()
   from absl import logging  # pylint: disable=g-import-not-at-top

@@ -393,9 +393,10 @@ def test_training_latents_match_closed_forms(target):
 
 
 def test_jump_latents_of_an_example_do_not_depend_on_the_rest_of_the_batch():
-  """Reference: the same draw with the other examples changed. The slot loop runs as many passes as
-  the batch's largest count needs; example 0's latents and sampler noise (same key, same row) must
-  be bitwise the same whether its neighbours need one pass (t = 0.1) or several (t = 10)."""
+  """Reference: the same draw with the other examples changed. A sampler step's slot loop runs as
+  many passes as the batch's largest count needs; example 0's sampler noise and training latents
+  (same key, same row) must be bitwise the same whether its neighbours have almost no jumps
+  (t = 0.01: one pass) or many (t = 10: several passes)."""
   proc = JumpProcess()
   key = jax.random.PRNGKey(9)
   t_small = jnp.array([2.0, 0.01, 0.01, 0.01], jnp.float32)

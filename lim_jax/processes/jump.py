@@ -15,7 +15,8 @@ Kernel (exact): ``x_t = m_t x0 + u``, ``m_t = e^{-bt/2}``, ``u | W ~ N(0, W I)``
 the jump times. ``N`` is drawn by inverting the Poisson(lambda t) distribution with one
 32-bit uniform (:meth:`JumpProcess.jump_count`), at most ``max_jumps``, a cap whose Poisson tail
 mass at ``lambda T`` is below 1e-9 (checked by :meth:`JumpProcess.validate`); given ``N`` the
-``s_i`` are iid ``U(0, t)``, drawn a few slots at a time only as far as the batch's largest ``N``.
+``s_i`` are iid ``U(0, t)`` (a sampler step draws them a few slots at a time, only as far as the
+batch's largest ``N``; :meth:`JumpProcess._jump_slots`).
 
 Generalized score (Baule 2025 §2; docs/families/jump.md §3): the Fokker–Planck equation reads
 ``d_t p = div((b/2) x p) + lap V`` with ``V_hat = (b g2/2 + lambda c/(1 + c|k|^2)) p_hat``, i.e.
@@ -88,7 +89,7 @@ Array = jax.Array
 
 DEFAULT_T_MAX = 10.0
 JUMP_TAIL_TOL = 1e-9  # Poisson mass beyond ``max_jumps`` allowed at ``lambda * t_max``
-JUMP_CHUNK = 4  # jump slots drawn per pass of the jump loops (:meth:`JumpProcess._jump_slots`)
+JUMP_CHUNK = 4  # jump slots per pass of the samplers' jump loop (:meth:`JumpProcess._jump_slots`)
 TARGETS = ("rao_blackwell", "conditional_w")
 
 
@@ -307,27 +308,30 @@ class JumpProcess(base.Process):
       count = count + (v < tail).astype(jnp.int32)
     return jnp.where(mean > 0, count, 0)
 
-  def _jump_slots(self, key: jax.Array, count: Array, slot_value) -> tuple[Array, Array]:
+  def _jump_slots(self, key: jax.Array, count: Array, slot_value,
+                  chunk: int) -> tuple[Array, Array]:
     """``(value of slot 0, sum of slots 1..count-1)``, each ``(B,)``, over iid jump slots.
 
-    Slots are drawn :data:`JUMP_CHUNK` at a time (``slot_value(key_j) -> (B, JUMP_CHUNK)`` with
+    Slots are drawn ``chunk`` at a time (``slot_value(key_j) -> (B, chunk)`` with
     ``key_j = fold_in(key, j)`` for pass ``j``) until every example's ``count`` is covered: the
-    loop runs ``ceil(max count / JUMP_CHUNK)`` passes, so a reverse-SDE step with ``lambda h ~ 0.2``
-    draws one pass instead of :attr:`jump_cap` slots. An example's values depend only on ``key``,
-    its row and its own count, not on how many passes the batch needs.
+    loop runs ``ceil(max count / chunk)`` passes. The reverse-SDE steps (``lambda h ~ 0.2``) use
+    :data:`JUMP_CHUNK` and draw one pass instead of :attr:`jump_cap` slots; the training latents
+    (counts up to ``lambda T``) use ``chunk = jump_cap``, one pass, which is cheaper on CPU than
+    several. An example's values depend only on ``key``, its row and its own count, not on how
+    many passes the batch needs.
     """
     zero = jnp.zeros(count.shape, jnp.float32)
-    slots = jnp.arange(JUMP_CHUNK)
+    slots = jnp.arange(chunk)
 
     def body(carry):
       j, first, rest = carry
       values = slot_value(jax.random.fold_in(key, j))
-      values = jnp.where(j * JUMP_CHUNK + slots < count[:, None], values, 0.0)
+      values = jnp.where(j * chunk + slots < count[:, None], values, 0.0)
       head = jnp.where(j == 0, values[:, 0], 0.0)
       return j + 1, first + head, rest + jnp.sum(values, axis=-1) - head
 
     def more(carry):
-      return carry[0] * JUMP_CHUNK < jnp.max(count)
+      return carry[0] * chunk < jnp.max(count)
 
     _, first, rest = jax.lax.while_loop(more, body, (jnp.zeros((), jnp.int32), zero, zero))
     return first, rest
@@ -349,7 +353,7 @@ class JumpProcess(base.Process):
       lag = duration[:, None] * jax.random.uniform(k_time, shape)  # duration - tau_i
       return jax.random.exponential(k_size, shape) * jnp.exp(growth * lag)
 
-    first, rest = self._jump_slots(k_slots, count, slot_value)
+    first, rest = self._jump_slots(k_slots, count, slot_value, JUMP_CHUNK)
     return first + rest
 
   def draw_latents(self, key: jax.Array, t: Array) -> JumpLatents:
@@ -366,14 +370,14 @@ class JumpProcess(base.Process):
     if self.jump_rate == 0:
       return JumpLatents(few=jnp.ones(t.shape, bool), omega=gauss, y0=jnp.zeros_like(t))
     count = self.jump_count(k_count, self.jump_rate * t)
-    shape = t.shape + (JUMP_CHUNK,)
+    shape = t.shape + (self.jump_cap,)
 
     def slot_value(k):
       k_time, k_size = jax.random.split(k)
       lag = t[:, None] * jax.random.uniform(k_time, shape)  # t - s_i with s_i ~ U(0, t)
       return jax.random.exponential(k_size, shape) * jnp.exp(-self.b * lag)
 
-    y0, others = self._jump_slots(k_slots, count, slot_value)
+    y0, others = self._jump_slots(k_slots, count, slot_value, self.jump_cap)
     if self.target == "conditional_w":
       return JumpLatents(few=count <= 1, omega=gauss + y0 + others, y0=jnp.zeros_like(t))
     return JumpLatents(few=count <= 1, omega=gauss + others, y0=y0)
