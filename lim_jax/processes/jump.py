@@ -320,7 +320,8 @@ class JumpProcess(base.Process):
     several. An example's values depend only on ``key``, its row and its own count, not on how
     many passes the batch needs.
     """
-    zero = jnp.zeros(count.shape, jnp.float32)
+    dtype = jax.eval_shape(slot_value, key).dtype  # float64 under jax_enable_x64
+    zero = jnp.zeros(count.shape, dtype)
     slots = jnp.arange(chunk)
 
     def body(carry):
