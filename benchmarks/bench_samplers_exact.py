@@ -27,8 +27,8 @@ over the true one (``c^2 v + Sigma_XX(t_min)``), for K = 3 and 5, the generic ``
 ``edm_heun``, ``dpmpp_2m``, ``ancestral``: on the channel ``u`` with the OU state frozen), on the
 ``uniform_t`` grid, the power-3 ``uniform_t`` grid and the noise-level grids ``edm`` (rho = 7) and
 ``loguniform`` (``--fbm_samplers``, ``--fbm_grids``, ``--fbm_nfe``, ``--num_ou`` choose a subset:
-every cell compiles its own sampler, so the full default grid takes about an hour on 2 shared CPU
-cores; ``--fbm_samplers=ddim,dpmpp_2m,edm_heun,ancestral --fbm_grids=edm --fbm_nfe=10,20,50
+every cell compiles its own sampler, so the full default grid takes an estimated hour or more on 2
+CPU cores; ``--fbm_samplers=ddim,dpmpp_2m,edm_heun,ancestral --fbm_grids=edm --fbm_nfe=10,20,50
 --fbm_samples=4000`` took 1.8 min and the five generic/exponential samplers on uniform_t and edm at
 NFE 10-500 took 13.5 min on the loaded machine; RESULTS.md has both).
 
