@@ -3,6 +3,9 @@
   python benchmarks/bench_overheads.py                    # toy MLP + tiny U-Net on CPU (default)
   python benchmarks/bench_overheads.py --full_width       # the configs' own U-Net (for a GPU)
   python benchmarks/bench_overheads.py --tiny --models=mlp --families=gaussian,levy   # smoke test
+  git show REV:lim_jax/processes/jump.py > /tmp/jump_rev.py    # a jump version to compare with
+  python benchmarks/bench_overheads.py --models=mlp --families=gaussian,jump \
+      --reference_jump=/tmp/jump_rev.py --samplers=ei_ode,ei_sde,em   # before/after in one run
 
 For each model -- the toy residual MLP of ``configs/toy_<family>.py`` and the DDPM++ U-Net of
 ``configs/cifar10_<family>.py`` -- every family is measured with the *same* network and batch (the
@@ -11,11 +14,16 @@ mixture family's second output head doubles the last conv's channels, which it n
 
 (a) train step: one optimisation step (loss, gradient, Adam, EMA) on a fixed batch, per step, and its
     ratio to gaussian;
-(b) noise + target: ``process.sample_time`` + ``process.perturb`` alone on the same batch, jitted, as
-    a fraction of that family's train step (issue goal: <= 10 % for the U-Net);
+(b) noise + target: the train step's training times (``losses.training_times``, the config's
+    ``training.noise_levels``) + ``process.perturb`` alone on the same batch, jitted, as a fraction
+    of that family's train step (issue goal: <= 10 %);
 (c) sampler: ``ei_ode`` and ``ei_sde`` (``--samplers``) at a fixed NFE (:data:`SIZES`: 50 for the
     MLP, 10 for the U-Net) vs a ``lax.scan`` of the same number of bare network evaluations
     (``x <- x - h * net(x, t)``) on the same batch; overhead in % (issue goal: <= 5 %).
+
+``--reference_jump FILE`` adds a row ``jump@ref`` built from the ``JumpProcess`` of another version
+of ``lim_jax/processes/jump.py`` (a standalone copy, e.g. from ``git show``), with the same config,
+network and batch, timed in the same interleaved rounds: before/after ratios from one run.
 
 Every timed function is jitted and called once to compile; then ``--repeats`` rounds each time every
 function of every family once (``block_until_ready``), interleaved, so each ratio is formed from
@@ -82,13 +90,37 @@ def load(model: str, family: str, args):
   return cfg, size
 
 
-def build(model: str, family: str, args) -> dict:
-  """Compiles the timed functions of one family: ``{name: blocking thunk}`` plus sizes."""
+def load_module(path: str, name: str):
+  """A standalone copy of a lim_jax module (e.g. an older ``jump.py``) under its own name."""
+  import importlib.util  # pylint: disable=g-import-not-at-top
+  spec = importlib.util.spec_from_file_location(name, path)
+  module = importlib.util.module_from_spec(spec)
+  sys.modules[name] = module  # dataclasses resolve their module through sys.modules
+  spec.loader.exec_module(module)
+  return module
+
+
+def build(model: str, family: str, args, process_module=None) -> dict:
+  """Compiles the timed functions of one family: ``{name: blocking thunk}`` plus sizes.
+
+  ``process_module``: build the process with this module's ``from_config`` instead of the
+  registry's (the ``--reference_jump`` row).
+  """
   import jax  # pylint: disable=g-import-not-at-top
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
-  from lim_jax import config_lib, models, parallel, samplers, train  # pylint: disable=g-import-not-at-top
+  from lim_jax import config_lib, losses, models, parallel, samplers, train  # pylint: disable=g-import-not-at-top
   cfg, size = load(model, family, args)
   process = config_lib.validate(cfg, num_devices=1)
+  if process_module is not None:
+    # Family fields the config leaves at today's defaults take the reference version's defaults.
+    import importlib  # pylint: disable=g-import-not-at-top
+    from lim_jax.processes import FAMILIES  # pylint: disable=g-import-not-at-top
+    today = importlib.import_module(FAMILIES[family]).config_fields()
+    with cfg.unlocked():
+      for name, value in process_module.config_fields().items():
+        if name in today and cfg.process.get(name) == today[name]:
+          cfg.process[name] = value
+    process = process_module.from_config(cfg.process)
   shape = ((2,) if model == "mlp" else (cfg.data.image_size, cfg.data.image_size, 3))
   net = models.get_model(cfg.model, shape, process.num_outputs)
   apply_fn = models.make_apply(net)
@@ -110,12 +142,12 @@ def build(model: str, family: str, args) -> dict:
     holder[0], m = step_fn(holder[0], batches, key)
     jax.block_until_ready(m)
 
-  # (b) time sampling + perturb alone, spc draws in a scan (as inside the train step).
+  # (b) the training times + perturb alone, spc draws in a scan (as inside the train step).
   def noise(key, xs):
     def body(_, x0_i):
       x0, i = x0_i
       k_time, k_noise = jax.random.split(jax.random.fold_in(key, i))
-      t = process.sample_time(k_time, x0.shape[0])
+      t = losses.training_times(process, cfg.training, k_time, x0.shape[0])
       return None, process.perturb(k_noise, x0, t)
     return jax.lax.scan(body, None, (xs, jnp.arange(xs.shape[0])))[1]
 
@@ -143,8 +175,9 @@ def build(model: str, family: str, args) -> dict:
     fns[name] = lambda smp=smp: jax.block_until_ready(smp.sample(params, key, (sb,) + shape))
   for fn in fns.values():  # compile and warm up
     fn()
-  print(f"# {model} {family}: compiled", flush=True)
-  return dict(model=model, family=family, batch=batch, spc=spc, nfe=nfe, sample_batch=sb,
+  name = family if process_module is None else f"{family}@ref"
+  print(f"# {model} {name}: compiled", flush=True)
+  return dict(model=model, family=name, batch=batch, spc=spc, nfe=nfe, sample_batch=sb,
               fns=fns)
 
 
@@ -211,6 +244,8 @@ def main() -> None:
   p.add_argument("--full_width", action="store_true", help="the configs' full U-Net (GPU)")
   p.add_argument("--tiny", action="store_true", help="smoke-test size")
   p.add_argument("--out", default="", help="also write the table to OUT/overheads.md")
+  p.add_argument("--reference_jump", default="",
+                 help="a standalone jump.py (e.g. from git show) timed as the row jump@ref")
   args = p.parse_args()
   args.repeats = args.repeats or (2 if args.tiny else 9)
   from absl import logging  # pylint: disable=g-import-not-at-top
@@ -227,6 +262,8 @@ def main() -> None:
       if family not in FAMILIES:
         raise ValueError(f"--families: unknown family {family!r}; choose from {FAMILIES}")
       built.append(build(model, family, args))
+    if args.reference_jump:
+      built.append(build(model, "jump", args, load_module(args.reference_jump, "jump_reference")))
     rows += measure(built, args)
   unet = ("U-Net: the configs' own DDPM++ (batch 128)" if args.full_width
           else f"U-Net: tiny DDPM++ {TINY_UNET}")

@@ -90,6 +90,35 @@ def test_bench_overheads_tiny():
       assert ratio == 1.0
 
 
+def test_bench_overheads_reference_jump_tiny(tmp_path):
+  """``--reference_jump`` with a standalone copy of today's jump.py: a ``jump@ref`` row beside the
+  ``jump`` row, both with finite, positive times (the before/after comparison of RESULTS.md)."""
+  ref = tmp_path / "jump_ref.py"
+  ref.write_text((ROOT / "lim_jax" / "processes" / "jump.py").read_text())
+  stdout = run_script("bench_overheads.py", "--tiny", "--models=mlp", "--families=gaussian,jump",
+                      f"--reference_jump={ref}")
+  for family in ("jump", "jump@ref"):
+    (row,) = table_rows(stdout, family)
+    vals = numbers(row[1:])
+    assert len(vals) == 9 and all(math.isfinite(v) for v in vals), row
+    assert min(vals[0], vals[2], vals[4], vals[5], vals[7]) > 0
+
+
+def test_bench_samplers_exact_tiny():
+  """Both parts at smoke size: fbm K = 3 with euler/heun/em on the uniform_t grid and its power-3
+  variant, jump's ei_ode/ei_sde on the edm grid for both cases; one row each, every cell a finite
+  positive ratio (the exact models make even 10 NFE finite)."""
+  stdout = run_script("bench_samplers_exact.py", "--tiny", timeout=480)
+  stdout = stdout[stdout.index("#### "):]  # the final tables, not the rows printed as they finish
+  assert "K = 3" in stdout and "jump `pure`" in stdout and "jump `diffusion`" in stdout
+  for name, count in (("euler", 2), ("heun", 2), ("em", 2), ("ei_ode", 2), ("ei_sde", 2)):
+    rows = table_rows(stdout, f"`{name}`")
+    assert len(rows) == count, (name, rows)
+    for row in rows:
+      vals = numbers(row[2:])
+      assert len(vals) == 2 and all(math.isfinite(v) and v > 0 for v in vals), row
+
+
 def test_bench_scaling_tiny():
   """Forced host devices 1 and 2 (one subprocess each): two rows, global batch = devices x the
   per-device batch (16), positive steps/s, efficiency 1.00 for one device."""

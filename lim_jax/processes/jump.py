@@ -1,4 +1,6 @@
-"""Jump-diffusion family (Baule 2025, "Generative modelling with jump-diffusions"; DESIGN.md §3.3).
+"""Jump-diffusion family (Baule 2025, "Generative modelling with jump-diffusions").
+
+The maths in full: docs/families/jump.md.
 
 Forward SDE, forward time ``t in [0, T]`` (``T = process.t_max``, default 10), constant OU rate b:
 
@@ -10,21 +12,23 @@ Forward SDE, forward time ``t in [0, T]`` (``T = process.t_max``, default 10), c
 
 Kernel (exact): ``x_t = m_t x0 + u``, ``m_t = e^{-bt/2}``, ``u | W ~ N(0, W I)`` with
 ``W = g2 (1 - e^{-bt}) + sum_{i<=N} 2 c Z_i e^{-b(t - s_i)}``, ``N ~ Poisson(lambda t)``, ``s_i``
-the jump times. ``N`` counts the arrivals ``cumsum(Exp(1))/lambda`` of a Poisson process before
-``t``, at most ``max_jumps`` of them, a cap whose Poisson tail mass at ``lambda T`` is below 1e-9
-(checked by :meth:`JumpProcess.validate`); given ``N`` the ``s_i`` are iid ``U(0, t)``.
+the jump times. ``N`` is drawn by inverting the Poisson(lambda t) distribution with one
+32-bit uniform (:meth:`JumpProcess.jump_count`), at most ``max_jumps``, a cap whose Poisson tail
+mass at ``lambda T`` is below 1e-9 (checked by :meth:`JumpProcess.validate`); given ``N`` the
+``s_i`` are iid ``U(0, t)`` (a sampler step draws them a few slots at a time, only as far as the
+batch's largest ``N``; :meth:`JumpProcess._jump_slots`).
 
-Generalized score (DESIGN.md §2, §3.3; Baule 2025 §2): the Fokker–Planck equation reads
+Generalized score (Baule 2025 §2; docs/families/jump.md §3): the Fokker–Planck equation reads
 ``d_t p = div((b/2) x p) + lap V`` with ``V_hat = (b g2/2 + lambda c/(1 + c|k|^2)) p_hat``, i.e.
-``V = (b g2/2) p + lambda c (f_A * p)`` (DESIGN.md writes ``g2/2``; the ``b`` belongs there because
-the diffusion is ``sqrt(b g2)``), and the flux velocity is ``v = grad V / p``. ``V`` is linear in
-``p``, so for any split ``p_t = E_L[p_c(. | L)]`` over latents ``L`` the regression target
+``V = (b g2/2) p + lambda c (f_A * p)`` (with the factor ``b``, because the diffusion is
+``sqrt(b g2)``), and the flux velocity is ``v = grad V / p``. ``V`` is linear in ``p``, so for
+any split ``p_t = E_L[p_c(. | L)]`` over latents ``L`` the regression target
 ``v_c = grad V[p_c] / p_c`` has the marginal ``v`` as its conditional mean given ``x_t`` (tower
 property).
 
 Target (``process.target``):
 
-* ``conditional_w`` (DESIGN.md §3.3): ``L`` = everything, ``p_c = N(u; 0, W I)``,
+* ``conditional_w`` (docs/families/jump.md §4): ``L`` = everything, ``p_c = N(u; 0, W I)``,
   ``v_c = -(u/W) [b g2/2 + lambda c E_Z(N(u; W + 2cZ) W/(W + 2cZ)) / N(u; W)]``. Its jump part has
   INFINITE variance (``u | W`` has Gaussian tails, ``f_A * p_c`` Laplace tails; measured: one
   example in 1e6 carries 70% of the mean squared target), and with ``g2 = 0`` the no-jump examples
@@ -35,15 +39,16 @@ Target (``process.target``):
   ``{0, 1}`` too (weights ``1 : lambda t``). Then ``f_A * p_c`` mixes over ``f_S = f_Y * Exp(1)``,
   ``f_S(s) = e^{-s} Ein((e^{bt} - 1) s)/(b t)``; both ``p_c`` and ``f_A * p_c`` have Laplace-type
   tails, so the target has finite variance, and an example on the ``g2 = 0`` atom gets target 0
-  without bias. Same minimizer. The 1-D integrals (:func:`log_mixture_integrals`, Gauss–Legendre
-  on three panels in ``log z``) have float32 relative error below 1e-5 for d = 1..3072.
+  without bias. Same minimizer. The 1-D integrals (:mod:`lim_jax.processes.jump_quadrature`:
+  Gauss–Legendre with ``quad_nodes`` = 5 nodes on 26 panels in ``log z`` placed at the
+  integrand's features) have float32 relative error below 1e-5 for d = 1..3072.
 
 Network parametrisation: with ``q = g2 + 2 lambda c / b`` (so ``E[W] = q (1 - e^{-bt})``) and
 ``sigma_t = sqrt(q (1 - e^{-bt}))`` the network predicts ``r = -2 sigma_t v / (b q)``, an eps-like
 quantity: at ``lambda = 0`` it is exactly the Gaussian VP eps of the constant-rate schedule
 ``beta = b`` (and ``g2 = 1``). Velocity ``v = -(b q / (2 sigma_t)) r``. With jumps
-(``lambda > 0``) a second head predicts ``E[u | x_t] / sigma_t`` (target ``u / sigma_t``), which gives
-the denoiser ``E[x0 | x_t] = (x_t - sigma_t head_2) / m_t`` (:meth:`JumpProcess.denoise`): the
+(``lambda > 0``) a second head predicts ``E[u | x_t] / sigma_t`` (target ``u / sigma_t``), which
+gives the denoiser ``E[x0 | x_t] = (x_t - sigma_t head_2) / m_t`` (:meth:`JumpProcess.denoise`): the
 velocity is not a function of ``E[x0 | x_t]`` for this non-Gaussian kernel, nor the reverse, so the
 denoiser needs its own head (as the mixture family's velocity does). At ``lambda = 0`` both targets
 are ``eps`` and one head serves both.
@@ -55,7 +60,7 @@ Samplers (reverse time ``tau = T - t``, step from ``s = t_cur`` to ``t = t_next`
 
 * generic ``euler``/``heun`` on the PF-ODE ``dx/dtau = (b/2) x + v`` (Baule 2025, PF-ODE);
 * ``em``: reverse SDE ``dx/dtau = (b/2) x + 2 v`` + ``sqrt(b g2) dW`` + the same compound-Poisson
-  Laplace jumps (Baule 2025, reverse SDE; DESIGN.md §2);
+  Laplace jumps (Baule 2025, reverse SDE; docs/families/jump.md §7);
 * ``ei_ode`` / ``ei_sde``: exact integration with ``r`` frozen. With ``a = m_t/m_s = e^{bh/2}`` and
   ``s_t = sqrt(1 - e^{-bt})``: ``x_t = a x_s + k sqrt(q) r (s_t - a s_s)`` (``k = 1`` ODE, ``k = 2``
   SDE) plus, for the SDE, the exact OU-propagated forward noise ``sqrt(g2 (e^{bh} - 1) +
@@ -75,167 +80,17 @@ from typing import ClassVar, NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from ml_collections import config_dict
 
 from lim_jax.processes import base
+from lim_jax.processes import jump_quadrature as quad
 
 Array = jax.Array
 
 DEFAULT_T_MAX = 10.0
 JUMP_TAIL_TOL = 1e-9  # Poisson mass beyond ``max_jumps`` allowed at ``lambda * t_max``
-_Z_MAX = 45.0  # upper end of the mixture integrals: the densities have fallen by e^{-45}
-_LEFT_SPAN = 20.0  # log-z span below the integrands' scale: truncation e^{-20} = 2e-9 relative
-_S_FLOOR = -80.0  # smallest log z on a grid (e^{-80} is still a normal float32)
-_EULER_GAMMA = 0.5772156649015329
+JUMP_CHUNK = 4  # jump slots per pass of the samplers' jump loop (:meth:`JumpProcess._jump_slots`)
 TARGETS = ("rao_blackwell", "conditional_w")
-
-
-# ---- Gaussian scale-mixture integrals -----------------------------------------------------------
-def _exp1_large(x: Array) -> Array:
-  """``E1(x)`` for ``x >= 1``: Abramowitz & Stegun 5.1.56, ``x e^x E1(x)`` as a quartic ratio (error
-  below 2e-8); ``jax.scipy.special.exp1`` is exact but takes milliseconds per element on CPU."""
-  num = (((x + 8.5733287401) * x + 18.0590169730) * x + 8.6347608925) * x + 0.2677737343
-  den = (((x + 9.5733223454) * x + 25.6329561486) * x + 21.0996530827) * x + 3.9584969228
-  return jnp.exp(-x) * num / (den * x)
-
-
-def _ein(x: Array) -> Array:
-  """``Ein(x) = int_0^x (1 - e^{-v})/v dv``: series if ``x <= 1``, else ``E1(x) + ln x + gamma``."""
-  xs = jnp.minimum(x, 1.0)
-  series = jnp.zeros_like(xs)
-  for k in reversed(range(1, 13)):
-    series = series * xs + (-1.0) ** (k + 1) / (k * math.factorial(k))
-  series = series * xs
-  xl = jnp.maximum(x, 1.0)
-  large = _exp1_large(xl) + jnp.log(xl) + _EULER_GAMMA
-  return jnp.where(x <= 1.0, series, large)
-
-
-def log_decayed_jump_density(s: Array, bt: Array) -> Array:
-  """``log f_Y(e^s)``: ``Y = Z e^{-b tau}``, ``Z ~ Exp(1)``, ``tau ~ U(0, t)``, ``bt = b t``.
-
-  ``f_Y(y) = (e^{-y} - e^{-y e^{bt}}) / (b t y)``: the variance (over ``2c``) that one jump at a
-  uniform time in ``[0, t]`` still carries at ``t``. Evaluated in ``s = log y`` so any ``bt`` works.
-  """
-  log_k = bt + jnp.log(-jnp.expm1(-bt))  # log(e^{bt} - 1)
-  y = jnp.exp(s)
-  return -y + jnp.log(-jnp.expm1(-jnp.exp(log_k + s))) - jnp.log(bt) - s
-
-
-def log_decayed_plus_fresh_density(s: Array, bt: Array) -> Array:
-  """``log f_S(e^s)`` for ``S = Y + Z'``, ``Z' ~ Exp(1)``:
-  ``f_S(s) = e^{-s} Ein((e^{bt}-1) s)/(b t)``."""
-  log_k = bt + jnp.log(-jnp.expm1(-bt))
-  return -jnp.exp(s) + jnp.log(_ein(jnp.exp(log_k + s))) - jnp.log(bt)
-
-
-def log_exp_density(s: Array, bt: Array) -> Array:
-  """``log`` of the ``Exp(1)`` density at ``e^s`` (a fresh, undecayed jump)."""
-  del bt
-  return -jnp.exp(s)
-
-
-class _GaussRatio(NamedTuple):
-  """Pieces of ``log[N(u; 2c var)/N(u; 2c ref)]``, ``var = z + omega``, shared by all ``a``."""
-
-  w: Array  # 1 - ref/var
-  log_or_gap: Array  # g(w) = -log(1-w) - w where ``near``, else log(var/ref)
-  near: Array  # -1 <= w <= 1/2, as 0./1.
-
-  def log_ratio(self, rho: Array, a: float) -> Array:
-    """``log[(ref/var)^{a - d/2} N(u; 2c var) / N(u; 2c ref)] = -a log(var/ref) + (rho/2) w``.
-
-    Near ``w = 0`` it is summed as ``-a g(w) + (rho/2 - a) w``, which avoids cancelling two terms
-    of size ``d`` in float32 (``a = d/2`` for a density, ``d/2 + 1`` for its gradient over ``-u``).
-    """
-    return -a * self.log_or_gap + (0.5 * rho - a * self.near) * self.w
-
-
-def _gauss_ratio(z: Array, omega: Array, ref: Array) -> _GaussRatio:
-  """``g(w) = w^2/(2-w) + 2 r^3 sum_k r^{2k}/(2k+3)``, ``r = w/(2-w)`` (``|r| <= 1/3`` where used,
-  10 terms reach 1e-10); elsewhere ``log(var/ref)`` directly, which then has no cancellation."""
-  var = z + omega
-  w = (var - ref) / var
-  r = w / (2.0 - w)
-  r2 = r * r
-  series = jnp.zeros_like(r)
-  for k in reversed(range(10)):
-    series = series * r2 + 1.0 / (2 * k + 3)
-  gap = w * w / (2.0 - w) + 2.0 * r * r2 * series
-  near = (w >= -1.0) & (w <= 0.5)
-  log_or_gap = jnp.where(near, gap, jnp.log(var) - jnp.log(ref))
-  return _GaussRatio(w=w, log_or_gap=log_or_gap, near=near.astype(w.dtype))
-
-
-def _log_gauss_ratio(z, omega: Array, ref: Array, rho: Array, a: float) -> Array:
-  """``log[(ref/var)^{a - d/2} N(u; 2c var)/N(u; 2c ref)]`` at one ``z`` (:class:`_GaussRatio`)."""
-  return _gauss_ratio(jnp.asarray(z, ref.dtype), omega, ref).log_ratio(rho, a)
-
-
-def quadrature_panels(rho: Array, omega: Array, ref: Array, bt: Array, dim: int) -> Array:
-  """Per-example panel edges ``(B, 4)`` in ``s = log z`` for the mixture integrals.
-
-  Outer window ``[s_lo, s_hi]``: below ``z_lo = min(1, e^{-bt}, ref/sqrt(a), ref rho/(2a), omega)``
-  every integrand is ``O(z)``, so starting 20 lower costs ``e^{-20}`` relatively; above, the mixing
-  densities have fallen by ``e^{-45}`` at ``z = 45`` and the Gaussian factor (a concave function of
-  ``x = log(var/ref)``, ``var = z + omega``, maximal at ``x* = log(rho/(2a))``, curvature ``a``) by
-  ``e^{-40}`` at ``x* + delta``. The middle panel holds that factor's peak, ``x* - sqrt(80/a)`` to
-  ``x* + delta`` (mapped to ``z = ref e^x - omega``; at least 3 units of ``s`` wide): in high
-  dimension it is a spike of relative width ``sqrt(2/d)`` that a uniform grid would miss.
-  """
-  a = 0.5 * dim + 1.0
-  z_lo = jnp.minimum(jnp.minimum(1.0, jnp.exp(-bt)), ref / math.sqrt(a))
-  z_lo = jnp.minimum(z_lo, jnp.where(rho > 0, ref * rho / (2.0 * a), z_lo))
-  z_lo = jnp.minimum(z_lo, jnp.where(omega > 0, omega, z_lo))
-  s_lo = jnp.maximum(jnp.log(z_lo) - _LEFT_SPAN, _S_FLOOR)
-  delta_hi = math.sqrt(80.0 / a) + 40.0 / a
-  x_star = jnp.log(jnp.maximum(rho, 1e-30) / (2.0 * a))
-  s_hi = jnp.minimum(math.log(_Z_MAX), jnp.maximum(x_star, 0.0) + delta_hi + 1.0 + jnp.log(ref))
-  s_hi = jnp.maximum(s_hi, s_lo + 1.0)
-  z_b = ref * jnp.exp(x_star + delta_hi) - omega
-  z_a = ref * jnp.exp(x_star - math.sqrt(80.0 / a)) - omega
-  s_b = jnp.clip(jnp.log(jnp.maximum(z_b, 1e-37)), s_lo, s_hi)
-  s_a = jnp.log(jnp.maximum(z_a, 1e-37))
-  s_a = jnp.clip(jnp.maximum(s_a, s_b - 3.0), s_lo, s_b)
-  return jnp.stack([s_lo, s_a, s_b, s_hi], axis=-1)
-
-
-MIXING_DENSITIES = {"fresh": log_exp_density, "decayed": log_decayed_jump_density,
-                    "decayed_plus_fresh": log_decayed_plus_fresh_density}
-
-
-def log_mixture_integrals(requests: tuple[tuple[str, float], ...], panels: Array, rho: Array,
-                          omega: Array, ref: Array, bt: Array, num_nodes: int) -> list[Array]:
-  """``log int_0^inf f(z) (ref/var)^{a-d/2} N(u; 2c var)/N(u; 2c ref) dz``, ``var = z + omega``.
-
-  One value ``(B,)`` per ``(density name, a)`` request (:data:`MIXING_DENSITIES`; ``a = d/2`` for a
-  density, ``d/2 + 1`` for its gradient). Rule: Gauss–Legendre with ``num_nodes`` nodes on each of
-  the three panels of :func:`quadrature_panels`, in ``s = log z`` (the integrand is analytic in
-  ``s``; measured float32 relative error < 1e-5 at 128 nodes against a float64 adaptive quadrature,
-  tests/test_jump.py). The grid and the Gaussian factor are shared by all requests.
-
-  Args:
-    requests: static ``((name, a), ...)``.
-    panels: ``(B, 4)`` panel edges.
-    rho, omega, ref, bt: ``(B,)``: ``|u|^2/(2c ref)``, the conditioned variance ``W_r/(2c)``, the
-      reference variance over ``2c``, and ``b t``.
-    num_nodes: static node count per panel.
-  """
-  nodes, weights = np.polynomial.legendre.leggauss(num_nodes)
-  lo, hi = panels[:, :-1, None], panels[:, 1:, None]  # (B, 3, 1)
-  half = 0.5 * (hi - lo)
-  s = (lo + hi) * 0.5 + half * jnp.asarray(nodes, panels.dtype)  # (B, 3, n)
-  log_w = s + jnp.log(jnp.maximum(half, 1e-30)) + jnp.log(jnp.asarray(weights, panels.dtype))
-  log_w = jnp.where(half > 0, log_w, -jnp.inf)
-  col = lambda v: v[:, None, None]
-  ratio = _gauss_ratio(jnp.exp(s), col(omega), col(ref))
-  dens = {name: MIXING_DENSITIES[name](s, col(bt)) for name in {n for n, _ in requests}}
-  out = []
-  for name, a in requests:
-    log_f = log_w + dens[name] + ratio.log_ratio(col(rho), a)
-    out.append(jax.nn.logsumexp(log_f.reshape(log_f.shape[0], -1), axis=-1))
-  return out
 
 
 # ---- Poisson cap -------------------------------------------------------------------------------
@@ -287,10 +142,11 @@ class JumpProcess(base.Process):
     jump_rate: Poisson rate ``lambda`` (``process.jump_rate``).
     jump_scale: Laplace scale ``c``, amplitude char. fn ``1/(1 + c|k|^2)`` (``process.jump_scale``).
     max_jumps: cap on the jumps drawn per example and interval (None: smallest admissible).
-    quad_nodes: Gauss–Legendre nodes per panel of the target's integrals (``process.quad_nodes``).
+    quad_nodes: Gauss–Legendre nodes per panel of the target's integrals (``process.quad_nodes``;
+      26 panels; float64 rule error 4e-5 at 4 nodes, 3e-6 at 5, below float32 rounding above).
     target: ``rao_blackwell`` (one jump's size and, if ``N <= 1``, the count integrated out: finite
-      variance) or ``conditional_w`` (conditional on the full ``W``, DESIGN.md §3.3: the jump part
-      of the target then has infinite variance).
+      variance) or ``conditional_w`` (conditional on the full ``W``, docs/families/jump.md §4: the
+      jump part of the target then has infinite variance).
     horizon: ``T`` (``process.t_max``, default 10 as in Baule's reference setting).
   """
 
@@ -299,7 +155,7 @@ class JumpProcess(base.Process):
   jump_rate: float = 1.0
   jump_scale: float = 1.0
   max_jumps: int | None = None
-  quad_nodes: int = 128
+  quad_nodes: int = 5
   target: str = "rao_blackwell"
   horizon: float = DEFAULT_T_MAX
   family: ClassVar[str] = "jump"
@@ -345,8 +201,9 @@ class JumpProcess(base.Process):
       raise ValueError(f"process.t_max must be > 0, got {self.horizon!r}")
     if self.target not in TARGETS:
       raise ValueError(f"process.target must be one of {TARGETS}, got {self.target!r}")
-    if not (isinstance(self.quad_nodes, int) and self.quad_nodes >= 16):
-      raise ValueError(f"process.quad_nodes must be an integer >= 16, got {self.quad_nodes!r}")
+    if not (isinstance(self.quad_nodes, int) and not isinstance(self.quad_nodes, bool)
+            and self.quad_nodes >= 4):
+      raise ValueError(f"process.quad_nodes must be an integer >= 4, got {self.quad_nodes!r}")
     mean = self.jump_rate * self.horizon
     if self.max_jumps is not None:
       if not (isinstance(self.max_jumps, int) and not isinstance(self.max_jumps, bool)
@@ -431,46 +288,100 @@ class JumpProcess(base.Process):
             / base.bcast(self.mean_coeff(t), state))
 
   # ---- latents -------------------------------------------------------------------------------
-  def _jump_sum(self, key: jax.Array, duration: Array, growth: float) -> Array:
-    """``sum_{i: tau_i < duration} Z_i exp(growth (duration - tau_i))``, shape ``(B,)``.
+  def jump_count(self, key: jax.Array, mean: Array) -> Array:
+    """``N ~ Poisson(mean)`` capped at :attr:`jump_cap`, shape ``(B,)`` int32, by inversion.
 
-    ``tau_i = cumsum(Exp(1))/lambda`` are the arrival times of the Poisson process (so the count is
-    Poisson(lambda duration), capped at :attr:`jump_cap`) and ``Z_i ~ Exp(1)`` the Laplace mixing
-    variables. ``growth`` is ``0`` for an EM step and ``+b`` for the exponential integrators.
+    ``N = #{k < cap : V < P(N > k)}`` with one uniform ``V`` per example, formed from 32 random
+    bits so that it resolves tail probabilities down to ``2^-32`` (a float32 uniform stops at
+    ``2^-23``, above the cap's tolerance :data:`JUMP_TAIL_TOL`); ``P(N > k)`` is summed downwards
+    from the cap, so small tails carry no ``1 - cdf`` cancellation. One random number per example
+    instead of one per slot: the cost of the old arrival-time count (``cap`` exponentials and a
+    cumulative sum) was most of the latents' time.
     """
-    k_times, k_sizes = jax.random.split(key)
-    shape = duration.shape + (self.jump_cap,)
-    arrivals = jnp.cumsum(jax.random.exponential(k_times, shape), axis=-1) / self.jump_rate
-    sizes = jax.random.exponential(k_sizes, shape)
-    active = arrivals < duration[..., None]
-    lag = jnp.where(active, duration[..., None] - arrivals, 0.0)
-    return jnp.sum(jnp.where(active, sizes * jnp.exp(growth * lag), 0.0), axis=-1)
+    bits = jax.random.bits(key, mean.shape, jnp.uint32)
+    v = (bits.astype(jnp.float32) + 0.5) * 2.0**-32
+    log_mean = jnp.log(jnp.maximum(mean, 1e-30))
+    tail = jnp.zeros_like(mean)  # P(k < N <= cap) for k = cap, cap - 1, ..., 0
+    count = jnp.zeros(mean.shape, jnp.int32)
+    for k in range(self.jump_cap, 0, -1):
+      tail = tail + jnp.exp(k * log_mean - mean - math.lgamma(k + 1.0))
+      count = count + (v < tail).astype(jnp.int32)
+    return jnp.where(mean > 0, count, 0)
+
+  def _jump_slots(self, key: jax.Array, count: Array, slot_value,
+                  chunk: int) -> tuple[Array, Array]:
+    """``(value of slot 0, sum of slots 1..count-1)``, each ``(B,)``, over iid jump slots.
+
+    Slots are drawn ``chunk`` at a time (``slot_value(key_j) -> (B, chunk)`` with
+    ``key_j = fold_in(key, j)`` for pass ``j``) until every example's ``count`` is covered: the
+    loop runs ``ceil(max count / chunk)`` passes. The reverse-SDE steps (``lambda h ~ 0.2``) use
+    :data:`JUMP_CHUNK` and draw one pass instead of :attr:`jump_cap` slots; the training latents
+    (counts up to ``lambda T``) use ``chunk = jump_cap``, one pass, which is cheaper on CPU than
+    several. An example's values depend only on ``key``, its row and its own count, not on how
+    many passes the batch needs.
+    """
+    dtype = jax.eval_shape(slot_value, key).dtype  # float64 under jax_enable_x64
+    zero = jnp.zeros(count.shape, dtype)
+    slots = jnp.arange(chunk)
+
+    def body(carry):
+      j, first, rest = carry
+      values = slot_value(jax.random.fold_in(key, j))
+      values = jnp.where(j * chunk + slots < count[:, None], values, 0.0)
+      head = jnp.where(j == 0, values[:, 0], 0.0)
+      return j + 1, first + head, rest + jnp.sum(values, axis=-1) - head
+
+    def more(carry):
+      return carry[0] * chunk < jnp.max(count)
+
+    _, first, rest = jax.lax.while_loop(more, body, (jnp.zeros((), jnp.int32), zero, zero))
+    return first, rest
+
+  def _jump_sum(self, key: jax.Array, duration: Array, growth: float) -> Array:
+    """``sum_{i <= N} Z_i exp(growth (duration - tau_i))``, shape ``(B,)``.
+
+    ``N ~ Poisson(lambda duration)`` (:meth:`jump_count`), and given ``N`` the jump times ``tau_i``
+    are iid ``U(0, duration)`` and the Laplace mixing variables ``Z_i ~ Exp(1)``: the compound
+    Poisson process of the forward SDE over one step. ``growth`` is ``0`` for an EM step and ``+b``
+    for the exponential integrators.
+    """
+    k_count, k_slots = jax.random.split(key)
+    count = self.jump_count(k_count, self.jump_rate * duration)
+    shape = duration.shape + (JUMP_CHUNK,)
+
+    def slot_value(k):
+      k_time, k_size = jax.random.split(k)
+      lag = duration[:, None] * jax.random.uniform(k_time, shape)  # duration - tau_i
+      return jax.random.exponential(k_size, shape) * jnp.exp(growth * lag)
+
+    first, rest = self._jump_slots(k_slots, count, slot_value, JUMP_CHUNK)
+    return first + rest
 
   def draw_latents(self, key: jax.Array, t: Array) -> JumpLatents:
     """Jump latents at forward times ``t`` ``(B,)``; the kernel variance is ``2c (omega + y0)``.
 
-    The count ``N`` is the number of Poisson arrivals (rate lambda, at most :attr:`jump_cap`) before
-    ``t``; given ``N`` the jumps carry iid ``Y_i = Z_i e^{-b(t - s_i)}``, ``s_i ~ U(0, t)``, so slot
-    0 is a uniformly chosen jump. ``rao_blackwell``: ``y0 = Y_0`` (0 if ``N = 0``) is integrated out
-    of the target, ``omega = g2 s_t^2/(2c) + sum_{1 <= i < N} Y_i``, ``few = N <= 1``.
+    The count ``N ~ Poisson(lambda t)`` (at most :attr:`jump_cap`; :meth:`jump_count`); given
+    ``N`` the jumps carry iid ``Y_i = Z_i e^{-b(t - s_i)}``, ``s_i ~ U(0, t)``, so slot 0 is a
+    uniformly chosen jump. ``rao_blackwell``: ``y0 = Y_0`` (0 if ``N = 0``) is integrated out of
+    the target, ``omega = g2 s_t^2/(2c) + sum_{1 <= i < N} Y_i``, ``few = N <= 1``.
     ``conditional_w``: ``omega = W/(2c)``, ``y0 = 0`` (everything conditioned on).
     """
-    k_count, k_times, k_sizes = jax.random.split(key, 3)
+    k_count, k_slots = jax.random.split(key)
     gauss = self.g2 * -jnp.expm1(-self.b * t) / (2.0 * self.jump_scale)
     if self.jump_rate == 0:
       return JumpLatents(few=jnp.ones(t.shape, bool), omega=gauss, y0=jnp.zeros_like(t))
+    count = self.jump_count(k_count, self.jump_rate * t)
     shape = t.shape + (self.jump_cap,)
-    arrivals = jnp.cumsum(jax.random.exponential(k_count, shape), axis=-1) / self.jump_rate
-    count = jnp.sum(arrivals < t[:, None], axis=-1)
-    lag = t[:, None] * jax.random.uniform(k_times, shape)  # t - s_i with s_i ~ U(0, t)
-    sizes = jax.random.exponential(k_sizes, shape) * jnp.exp(-self.b * lag)
-    active = jnp.arange(self.jump_cap) < count[:, None]
-    sizes = jnp.where(active, sizes, 0.0)
+
+    def slot_value(k):
+      k_time, k_size = jax.random.split(k)
+      lag = t[:, None] * jax.random.uniform(k_time, shape)  # t - s_i with s_i ~ U(0, t)
+      return jax.random.exponential(k_size, shape) * jnp.exp(-self.b * lag)
+
+    y0, others = self._jump_slots(k_slots, count, slot_value, self.jump_cap)
     if self.target == "conditional_w":
-      return JumpLatents(few=count <= 1, omega=gauss + jnp.sum(sizes, axis=-1),
-                         y0=jnp.zeros_like(t))
-    return JumpLatents(few=count <= 1, omega=gauss + jnp.sum(sizes[:, 1:], axis=-1),
-                       y0=sizes[:, 0])
+      return JumpLatents(few=count <= 1, omega=gauss + y0 + others, y0=jnp.zeros_like(t))
+    return JumpLatents(few=count <= 1, omega=gauss + others, y0=y0)
 
   def kernel_variance(self, key: jax.Array, t: Array) -> Array:
     """A draw of ``W`` at forward times ``t`` (shape ``(B,)``): Gaussian plus OU-decayed jumps."""
@@ -509,13 +420,14 @@ class JumpProcess(base.Process):
     """
     a = 0.5 * dim
     bt = self.b * t
-    atom = lambda aa: jnp.where(omega > 0, _log_gauss_ratio(0.0, omega, ref, rho, aa), -jnp.inf)
-    panels = quadrature_panels(rho, omega, ref, bt, dim)
+    atom = lambda aa: jnp.where(omega > 0, quad.log_gauss_ratio(0.0, omega, ref, rho, aa),
+                                -jnp.inf)
+    panels = quad.quadrature_panels(rho, omega, ref, bt, dim)
     if self.target == "conditional_w":
-      (log_fresh,) = log_mixture_integrals((("fresh", a + 1.0),), panels, rho, omega, ref, bt,
-                                           self.quad_nodes)
+      (log_fresh,) = quad.log_mixture_integrals((("fresh", a + 1.0),), panels, rho, omega, ref,
+                                                bt, self.quad_nodes)
       return atom(a), atom(a + 1.0), log_fresh
-    log_y_p, log_y_grad, log_s, log_fresh = log_mixture_integrals(
+    log_y_p, log_y_grad, log_s, log_fresh = quad.log_mixture_integrals(
         (("decayed", a), ("decayed", a + 1.0), ("decayed_plus_fresh", a + 1.0),
          ("fresh", a + 1.0)), panels, rho, omega, ref, bt, self.quad_nodes)
     log_pi0 = -jnp.log1p(self.jump_rate * t)
@@ -622,31 +534,35 @@ class JumpProcess(base.Process):
             "ei_ode_v": self.ei_ode_v_step, "ei_sde_v": self.ei_sde_v_step}
 
 
+#: The family's own ``process`` fields (``process.t_max``, ``t_min``, ``t_min_train`` are shared).
+FAMILY_FIELDS = ("b", "g2", "jump_rate", "jump_scale", "max_jumps", "quad_nodes", "target")
+_FLOAT_FIELDS = ("b", "g2", "jump_rate", "jump_scale")  # ints from a config become floats
+
+
+def _defaults() -> dict:
+  """The dataclass defaults of :class:`JumpProcess`, the one place they are written."""
+  return {f.name: f.default for f in dataclasses.fields(JumpProcess) if f.init}
+
+
 def config_fields() -> dict:
-  """The family's own ``process`` fields and defaults (Baule 2025 reference setting)."""
-  return {
-      "b": 1.0,  # OU rate
-      "g2": 1.0,  # Gaussian strength: diffusion sqrt(b g2)
-      "jump_rate": 1.0,  # lambda
-      "jump_scale": 1.0,  # c: Laplace amplitudes sqrt(2 c Z) xi
-      "max_jumps": config_dict.placeholder(int),  # None: smallest cap with tail < 1e-9
-      "quad_nodes": 128,  # Gauss-Legendre nodes per panel of the target's integrals
-      "target": "rao_blackwell",  # or "conditional_w" (DESIGN.md §3.3, infinite variance)
-  }
+  """The family's own ``process`` fields and their defaults, read off the dataclass (Baule 2025's
+  reference setting ``b = g2 = lambda = c = 1``); ``max_jumps`` None becomes an int placeholder."""
+  fields = {name: _defaults()[name] for name in FAMILY_FIELDS}
+  if fields["max_jumps"] is None:
+    fields["max_jumps"] = config_dict.placeholder(int)
+  return fields
 
 
 def from_config(cfg) -> JumpProcess:
   """``process`` ConfigDict -> :class:`JumpProcess` (validated). ``t_max`` None means 10."""
+  defaults = _defaults()
+  fields = {name: cfg.get(name, defaults[name]) for name in FAMILY_FIELDS}
+  fields.update({name: _number(fields[name]) for name in _FLOAT_FIELDS})
   t_max = cfg.get("t_max", None)
-  max_jumps = cfg.get("max_jumps", None)
   proc = JumpProcess(
-      b=_number(cfg.get("b", 1.0)), g2=_number(cfg.get("g2", 1.0)),
-      jump_rate=_number(cfg.get("jump_rate", 1.0)),
-      jump_scale=_number(cfg.get("jump_scale", 1.0)),
-      max_jumps=max_jumps, quad_nodes=cfg.get("quad_nodes", 128),
-      target=cfg.get("target", "rao_blackwell"),
-      horizon=DEFAULT_T_MAX if t_max is None else _number(t_max),
-      t_min=float(cfg.get("t_min", 1e-3)), t_min_train=float(cfg.get("t_min_train", 1e-5)))
+      **fields, horizon=defaults["horizon"] if t_max is None else _number(t_max),
+      t_min=float(cfg.get("t_min", defaults["t_min"])),
+      t_min_train=float(cfg.get("t_min_train", defaults["t_min_train"])))
   proc.validate()
   return proc
 
