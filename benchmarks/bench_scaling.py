@@ -138,7 +138,7 @@ def main() -> None:
              f"--family={args.family}", f"--per_device_batch={pdb}", f"--calls={args.calls}",
              f"--repeats={args.repeats}"] + (["--tiny"] if args.tiny else [])
       proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
-      lines = [l for l in proc.stdout.splitlines() if l.startswith("RESULT ")]
+      lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
       if proc.returncode or not lines:
         sys.stderr.write(proc.stderr[-3000:])
         raise RuntimeError(f"child for {model} on {n} devices failed (rc {proc.returncode})")

@@ -277,7 +277,8 @@ def test_point_mass_denoiser_is_exact(parameterization):
     exact_f = (-base.bcast(c_skip / c_out, y) * y if parameterization == "edm"
                else jnp.zeros_like(y))
     f_all = jnp.concatenate([exact_f] * proc.num_outputs, axis=-1)
-    net = precondition.wrap(proc, lambda p, z, c, **kw: f_all, precond)
+    # `net` is called right here, in the iteration whose `f_all` it returns.
+    net = precondition.wrap(proc, lambda p, z, c, **kw: f_all, precond)  # noqa: B023
     out = net(None, pert.model_input, t)
     np.testing.assert_allclose(proc.denoise(pert.model_input, t, out), 0.0, atol=1e-4)
 
