@@ -2,8 +2,8 @@
 
 Outputs (README): ``samples/step_<N>.npz`` (``samples``: float32 ``(n, *data_shape)`` for toy
 data, uint8 ``(n, H, W, C)`` for images; plus the sampler name and NFE), ``samples/step_<N>.png``
-(scatter of samples over fresh data for 2-D sets, an image grid for images) and a ``sample/*`` line in
-``metrics.jsonl`` (sliced W1 to fresh data for toy sets).
+(scatter of samples over fresh data for 2-D sets, an image grid for images) and a ``sample/*`` line
+in ``metrics.jsonl`` (sliced W1 to fresh data for toy sets).
 """
 
 from __future__ import annotations

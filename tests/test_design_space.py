@@ -51,7 +51,7 @@ def test_noise_level_round_trip_and_monotone(family):
 
 
 def _kernel_noise(proc, key, t, x0):
-  """``(channel - gamma x0) / gamma`` of a forward draw at times ``t``: the noise in denoiser units."""
+  """Noise in denoiser units of a forward draw at times ``t``: ``(channel - gamma x0) / gamma``."""
   pert = proc.perturb(key, x0, t)
   gamma = base.bcast(proc.signal_scale(t), x0)
   return np.asarray((pert.model_input - gamma * x0) / gamma, np.float64)
