@@ -20,7 +20,8 @@ sampled at every NFE with one probability-flow ODE sampler and one reverse-SDE s
 the comparison is like for like) and scored against fresh data (``evaluate.score``):
 
 * ``sliced_wasserstein``: sliced W1 (256 projections) -- the bulk of the distribution;
-* ``tail_quantile_log_error``: mean |log Q_|x|(q) - log Q_|y|(q)| over q in [0.95, 0.999] (Baule 2025);
+* ``tail_quantile_log_error``: mean |log Q_|x|(q) - log Q_|y|(q)| over q in [0.95, 0.999]
+  (Baule 2025);
 * on ``grid_imbalanced``: ``rare_modes_covered`` (of the 12 modes with weight below the median)
   beside its fidelity pair ``in_mode_fraction`` (the share of samples within 4 mode stds of a mode:
   a sampler that sprays points everywhere "covers" every mode), and ``weight_tv`` (total variation
@@ -263,7 +264,8 @@ def main() -> None:
   p.add_argument("--design", default="shared", choices=("shared", "paper"),
                  help="the configs' shared design space, or the papers' own designs")
   size = p.add_mutually_exclusive_group()
-  size.add_argument("--full", action="store_true", help="the full grid (3 seeds, 6 NFE, 2000 steps)")
+  size.add_argument("--full", action="store_true",
+                    help="the full grid (3 seeds, 6 NFE, 2000 steps)")
   size.add_argument("--tiny", action="store_true", help="smoke-test size")
   p.add_argument("--steps", type=int, default=None)
   p.add_argument("--seeds", default=None)

@@ -1,6 +1,7 @@
 """Weak scaling of the train step over 1, 2, 4, 8 devices at a fixed per-device batch.
 
-  python benchmarks/bench_scaling.py [--devices=1,2,4,8] [--per_device_batch=128] [--models=mlp,unet]
+  python benchmarks/bench_scaling.py [--devices=1,2,4,8] [--per_device_batch=128] \
+      [--models=mlp,unet]
   python benchmarks/bench_scaling.py --tiny          # smoke test
 
 Each device count runs in its own subprocess (the device count is fixed when jax starts). On a CPU
@@ -85,12 +86,14 @@ def child(args) -> None:
   t = statistics.median(times)
   print("RESULT " + json.dumps(dict(
       model=model_name, devices=n, kind=devices[0].device_kind, platform=devices[0].platform,
-      global_batch=cfg.training.batch_size, steps_per_s=1.0 / t, examples_per_s=cfg.training.batch_size / t)),
+      global_batch=cfg.training.batch_size, steps_per_s=1.0 / t,
+      examples_per_s=cfg.training.batch_size / t)),
         flush=True)
 
 
 def probe() -> tuple[str, int, str]:
-  """``(platform, device count, jax version)`` of a fresh jax process (the parent never initialises jax)."""
+  """``(platform, device count, jax version)`` of a fresh jax process (the parent
+  never initialises jax)."""
   out = subprocess.run([sys.executable, "-c", "import jax; print(jax.default_backend(), "
                         "jax.device_count(), jax.__version__)"], capture_output=True, text=True,
                        check=True).stdout.split()
@@ -138,7 +141,7 @@ def main() -> None:
              f"--family={args.family}", f"--per_device_batch={pdb}", f"--calls={args.calls}",
              f"--repeats={args.repeats}"] + (["--tiny"] if args.tiny else [])
       proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
-      lines = [l for l in proc.stdout.splitlines() if l.startswith("RESULT ")]
+      lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
       if proc.returncode or not lines:
         sys.stderr.write(proc.stderr[-3000:])
         raise RuntimeError(f"child for {model} on {n} devices failed (rc {proc.returncode})")
@@ -147,7 +150,8 @@ def main() -> None:
 
   forced = backend == "cpu"
   header = (f"Weak scaling, family {args.family}, {args.repeats} repeats x {args.calls} dispatches "
-            f"(median); {(time.perf_counter() - t_start) / 60:.1f} min wall on {platform.platform()}, "
+            f"(median); {(time.perf_counter() - t_start) / 60:.1f} min wall on "
+            f"{platform.platform()}, "
             f"{os.cpu_count()} cores, python {sys.version.split()[0]}, jax {jax_version}, "
             f"{backend} backend." + (
                 f" Devices are forced host devices sharing the same {os.cpu_count()} cores: with C "

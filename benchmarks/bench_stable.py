@@ -13,7 +13,6 @@ import argparse
 import time
 
 import jax
-import numpy as np
 from scipy import stats
 
 from lim_jax import stable
@@ -29,6 +28,19 @@ def rate(fn, n: int, repeats: int = 3) -> float:
   return n / best
 
 
+def table_row(alpha: float, n: int) -> str:
+  """The markdown row of one ``alpha``: 1-D draws/s (lim_jax, scipy, ratio), 2-D coords/s."""
+  one_d = jax.jit(lambda k: stable.symmetric_stable(k, alpha, (n,)))
+  iso = jax.jit(lambda k: stable.isotropic_stable(k, alpha, (n // 2, 2)))
+  key = jax.random.PRNGKey(0)
+  r_jax = rate(lambda: one_d(key).block_until_ready(), n)
+  r_iso = rate(lambda: iso(key).block_until_ready(), n)
+  # scipy's scale for exp(-|k|^alpha) is 1; same law as stable.symmetric_stable.
+  r_scipy = rate(lambda: stats.levy_stable.rvs(alpha, 0.0, size=n, random_state=0), n,
+                 repeats=1)
+  return f"| {alpha} | {r_jax:.3g} | {r_scipy:.3g} | {r_jax / r_scipy:.1f}x | {r_iso:.3g} |"
+
+
 def main() -> None:
   p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   p.add_argument("--n", type=int, default=1_000_000)
@@ -39,15 +51,7 @@ def main() -> None:
   print("| alpha | lim_jax 1-D draws/s | scipy draws/s | ratio | lim_jax isotropic 2-D coords/s |")
   print("|---|---|---|---|---|")
   for alpha in (float(a) for a in args.alphas.split(",")):
-    one_d = jax.jit(lambda k, a=alpha: stable.symmetric_stable(k, a, (n,)))
-    iso = jax.jit(lambda k, a=alpha: stable.isotropic_stable(k, a, (n // 2, 2)))
-    key = jax.random.PRNGKey(0)
-    r_jax = rate(lambda: one_d(key).block_until_ready(), n)
-    r_iso = rate(lambda: iso(key).block_until_ready(), n)
-    # scipy's scale for exp(-|k|^alpha) is 1; same law as stable.symmetric_stable.
-    r_scipy = rate(lambda: stats.levy_stable.rvs(alpha, 0.0, size=n, random_state=0), n,
-                   repeats=1)
-    print(f"| {alpha} | {r_jax:.3g} | {r_scipy:.3g} | {r_jax / r_scipy:.1f}x | {r_iso:.3g} |")
+    print(table_row(alpha, n))
 
 
 if __name__ == "__main__":

@@ -47,6 +47,18 @@ def median_seconds(fn, repeats: int) -> tuple[float, float]:
   return first, statistics.median(times)
 
 
+def time_train_step(step, state, batches, key, repeats: int) -> tuple[float, float]:
+  """:func:`median_seconds` of ``state = step(state, batches, key)`` (``step`` donates the state,
+  so each call feeds the next its output); the last state is freed on return."""
+  box = [state]
+
+  def call():
+    box[0], m = step(box[0], batches, key)
+    return box[0].step, m
+
+  return median_seconds(call, repeats)
+
+
 def bench_dtype(cfg, dtype: str, args, variants: list[str]) -> list[dict]:
   """Rows ``{dtype, what, images_per_s, ...}`` for one compute dtype."""
   import jax  # pylint: disable=g-import-not-at-top
@@ -73,17 +85,10 @@ def bench_dtype(cfg, dtype: str, args, variants: list[str]) -> list[dict]:
   for what in variants:
     steps = train.make_train_step(loss_fn, tx, cfg.optim.ema_decay, unroll=what != "scan")
     step = jax.jit(steps, donate_argnums=0)
-    box = [create(jax.random.PRNGKey(0))]
-
-    def call():
-      box[0], m = step(box[0], batches, key)
-      return box[0].step, m
-
-    first, sec = median_seconds(call, args.repeats)
+    first, sec = time_train_step(step, create(jax.random.PRNGKey(0)), batches, key, args.repeats)
     rows.append(dict(dtype=dtype, what=f"train ({what}, {spc} steps/call, batch {tr.batch_size})",
                      images_per_s=spc * tr.batch_size / sec, seconds=sec, first=first,
                      params=num_params))
-    del box
   params = create(jax.random.PRNGKey(0)).ema_params
   smp = samplers.make_sampler(process, apply_fn, cfg.sampling.sampler, args.nfe)
   shape = (args.sample_batch,) + data_shape

@@ -1,5 +1,6 @@
 """CelebA 64x64 (centre crop 140, bicubic resize), LIM with alpha = 1.5 (Yoon et al. 2023: their
-CelebA config uses alpha 1.5 and a U-Net with ch_mult (1,2,2,2,4), 2 res blocks, attention at 16)."""
+CelebA config uses alpha 1.5 and a U-Net with ch_mult (1,2,2,2,4), 2 res blocks,
+attention at 16)."""
 
 from lim_jax import config_lib
 

@@ -3,10 +3,10 @@ Gaussian design every other family is compared against.
 
 ``process.sde = 'edm'``: ``x_t = x0 + t eps`` with ``t = sigma`` in ``[0.002, 80]`` (EDM Table 1);
 EDM preconditioning (``model.parameterization = 'edm'``: ``c_skip, c_out, c_in, c_noise`` with
-``model.sigma_data``) and loss weight ``lambda(sigma) = 1/c_out^2``; log-normal training noise levels
-(``P_mean = -1.2``, ``P_std = 1.2``); sampling with Heun's method on the rho = 7 grid and a final
-denoising evaluation: 17 Heun steps + 1 = 35 NFE, EDM's CIFAR10 budget (Alg. 1, Table 2). Same MLP,
-optimiser, batch and steps as every other ``toy_*.py``.
+``model.sigma_data``) and loss weight ``lambda(sigma) = 1/c_out^2``; log-normal training noise
+levels (``P_mean = -1.2``, ``P_std = 1.2``); sampling with Heun's method on the rho = 7 grid and a
+final denoising evaluation: 17 Heun steps + 1 = 35 NFE, EDM's CIFAR10 budget (Alg. 1, Table 2). Same
+MLP, optimiser, batch and steps as every other ``toy_*.py``.
 
 ``--config=configs/toy_edm.py:DATASET`` picks another embedded set (default ``ring8``, as
 ``toy_gaussian.py``).

@@ -1,10 +1,10 @@
 """GM-SGM (Gaussian-mixture noise, Ma et al. 2023; docs/families/mixture.md) on the imbalanced
 2-D grid of Gaussians.
 
-Defaults: VP linear path, two per-sample noise scales ``kappa = (1, 3)`` with weights ``(0.9, 0.1)``,
-the posterior-weighted score target, a two-headed MLP (score and flux velocity) and the ``ei_sde``
-sampler with Gaussian Langevin noise (``process.langevin_noise = 'mixture'`` draws the per-step
-scale from the mixture, the paper's "large jumps": slower to converge in NFE).
+Defaults: VP linear path, two per-sample noise scales ``kappa = (1, 3)`` with weights
+``(0.9, 0.1)``, the posterior-weighted score target, a two-headed MLP (score and flux velocity) and
+the ``ei_sde`` sampler with Gaussian Langevin noise (``process.langevin_noise = 'mixture'`` draws
+the per-step scale from the mixture, the paper's "large jumps": slower to converge in NFE).
 Run with ``--config configs/toy_mixture.py``.
 """
 

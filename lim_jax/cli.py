@@ -24,7 +24,7 @@ def one_line(msg: str) -> str:
   text = str(msg)
   if "Traceback (most recent call last)" in text:
     head, tail = text.split("Traceback (most recent call last)", 1)
-    lines = [l for l in tail.splitlines() if l.strip()]
+    lines = [line for line in tail.splitlines() if line.strip()]
     text = f"{head.rstrip().rstrip(':')}: {lines[-1].strip() if lines else ''}"
   return " ".join(text.split())
 

@@ -1,8 +1,8 @@
 """The shared configuration: every field a run reads, and its validation.
 
 Config files in ``configs/`` call :func:`default_config` and override fields; a family's own fields
-(``process.alpha``, ``process.hurst``, ...) come from the family module's ``config_fields()`` through
-:func:`set_family`. Field names listed in the README (Configuration, Outputs) are a public
+(``process.alpha``, ``process.hurst``, ...) come from the family module's ``config_fields()``
+through :func:`set_family`. Field names listed in the README (Configuration, Outputs) are a public
 contract: never rename them.
 
 :func:`validate` runs before anything is compiled and raises ``ValueError`` whose message starts
@@ -59,8 +59,9 @@ def default_config() -> ConfigDict:
   # The shared parameterisation (lim_jax/precondition.py): eps (as in the papers) | x0 | edm.
   c.model.parameterization = "edm"
   c.model.sigma_data = 1.0  # the data's per-coordinate scale (EDM's sigma_data; 0.5 for images)
-  # Squash the preconditioned input: always (default: heavy-tailed data such as ``sas`` needs it as much
-  # as heavy-tailed noise; the identity on typical inputs) | auto (heavy-tailed noise only) | never.
+  # Squash the preconditioned input: always (default: heavy-tailed data such as ``sas`` needs it as
+  # much as heavy-tailed noise; the identity on typical inputs) | auto (heavy-tailed noise only)
+  # | never.
   c.model.input_bound = "always"
   c.model.input_bound_margin = 3.0  # the squash is the identity for |c_in y| <= sqrt(dim) + margin
 
@@ -90,8 +91,8 @@ def default_config() -> ConfigDict:
   c.training.loss = "l2"
   c.training.huber_delta = 1.0
   c.training.sample_every = 0  # 0: write samples at the end only
-  # The shared allocation of training noise levels (lim_jax/losses.py): uniform_t (the papers: uniform
-  # in each family's own clock) | lognormal (EDM: log r ~ N(p_mean, p_std^2)) | loguniform.
+  # The shared allocation of training noise levels (lim_jax/losses.py): uniform_t (the papers:
+  # uniform in each family's own clock) | lognormal (EDM: log r ~ N(p_mean, p_std^2)) | loguniform.
   c.training.noise_levels = "lognormal"
   c.training.p_mean = -1.2
   c.training.p_std = 1.2
@@ -325,7 +326,8 @@ def validate(config: ConfigDict, num_devices: int | None = None,
   label = sp.get("class_label", -1)
   _require(isinstance(label, numbers.Integral) and not isinstance(label, bool)
            and (label == -1 or 0 <= label < classes), "sampling.class_label",
-           f"must be -1 (classes in turn) or a class in [0, {classes}) of a class-conditional model",
+           f"must be -1 (classes in turn) or a class in [0, {classes}) of a class-conditional "
+           "model",
            label)
 
   ev = config.eval

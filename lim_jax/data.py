@@ -1,26 +1,28 @@
 """Datasets: embedded 2-D toy sets generated from a seed (no files, no network); images come from
 :mod:`lim_jax.image_data` through :func:`get_dataset`.
 
-A toy dataset is a fixed training set of ``data.num_train`` points drawn once from its generator with
-the run's seed. The batches of step ``n`` are a pure function of ``(seed, n)``: the global batch
-indices come from ``numpy.random.default_rng([seed, n])`` and every process keeps its own slice. A
-resumed run therefore continues the exact data stream, and 1 or N processes see the same global batch.
+A toy dataset is a fixed training set of ``data.num_train`` points drawn once from its generator
+with the run's seed. The batches of step ``n`` are a pure function of ``(seed, n)``: the global
+batch indices come from ``numpy.random.default_rng([seed, n])`` and every process keeps its own
+slice. A resumed run therefore continues the exact data stream, and 1 or N processes see the same
+global batch.
 
 Generators (all return ``float32`` arrays of shape ``(n, 2)`` with per-coordinate scale about 1):
 
 * ``ring8``: 8 Gaussians (std 0.1) on a circle of radius sqrt(2).
 * ``grid_imbalanced``: 25 Gaussians (std 0.05) on a 5x5 grid in [-1.5, 1.5]^2 whose weights decay
-  geometrically from the first to the last mode (in a fixed shuffled order) over a factor 200: the rare
-  modes test mode coverage (GM-SGM / LIM's imbalanced-data claims). :func:`grid_modes` exposes them.
+  geometrically from the first to the last mode (in a fixed shuffled order) over a factor 200: the
+  rare modes test mode coverage (GM-SGM / LIM's imbalanced-data claims). :func:`grid_modes`
+  exposes them.
 * ``moons``: two interleaved half circles, noise 0.05, centred.
 * ``checkerboard``: uniform on the 8 black squares of a 4x4 board on [-2, 2]^2.
 * ``sas``: isotropic 2-D alpha-stable (char. fn ``exp(-|k|^alpha)``, ``alpha = data.alpha``, 1.7 by
   default as in Baule 2025): heavy tails, for the tail metrics.
 * ``funnel``: Neal's funnel, ``v ~ N(0, 1)``, ``x | v ~ N(0, e^v)``, as ``(x, v)``.
 
-Own data (``data.dataset`` ``'array'`` / ``'image_folder'`` with ``data.path``) is loaded and checked
-by :mod:`lim_jax.own_data`; :class:`OwnData` batches its training split exactly as :class:`ToyData`
-and draws references from its held-out splits.
+Own data (``data.dataset`` ``'array'`` / ``'image_folder'`` with ``data.path``) is loaded and
+checked by :mod:`lim_jax.own_data`; :class:`OwnData` batches its training split exactly as
+:class:`ToyData` and draws references from its held-out splits.
 """
 
 from __future__ import annotations

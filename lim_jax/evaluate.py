@@ -13,7 +13,8 @@ Metrics (``eval.metrics``), by kind of data:
   ``eval.num_samples`` training images are cached in ``workdir/eval/``), ``prdc`` (in the same
   Inception pool3 features, k = ``eval.prdc_k``) and ``pixel_vendi`` (cosine Vendi on raw pixels,
   GFDM's diversity measure). Samples are quantised to uint8 first, as they are saved. The Inception
-  weights are read from ``eval.inception_path`` before any sampling, so a missing file costs nothing.
+  weights are read from ``eval.inception_path`` before any sampling, so a missing file
+  costs nothing.
 """
 
 from __future__ import annotations
@@ -144,8 +145,8 @@ def _vendi(samples, reference, config, ctx):
 
 # The implementations of the names of :data:`lim_jax.metrics.registry.NAMES`.
 METRICS: dict[str, Callable[..., dict[str, float]]] = {
-    "sliced_wasserstein": lambda s, r, c, ctx: {"sliced_wasserstein": toy_metrics.sliced_wasserstein(
-        s, r, seed=c.seed)},
+    "sliced_wasserstein": lambda s, r, c, ctx: {
+        "sliced_wasserstein": toy_metrics.sliced_wasserstein(s, r, seed=c.seed)},
     "mmd": lambda s, r, c, ctx: {"mmd": toy_metrics.mmd(s, r, seed=c.seed)},
     "tail_quantile_log_error": lambda s, r, c, ctx: {
         "tail_quantile_log_error": toy_metrics.tail_quantile_log_error(s, r)},

@@ -5,7 +5,8 @@ loop needs no change: ``.data_shape`` and ``.batches(step, num_steps, global_bat
 process_count) -> (num_steps, global_batch // process_count, H, W, C)`` float32 in ``[-1, 1]``
 (channels last, as flax convolutions expect).
 
-Pipeline of one process (a ``grain.MapDataset``, random access, so it is a pure function of the index)::
+Pipeline of one process (a ``grain.MapDataset``, random access, so it is a pure function
+of the index)::
 
   source   tfds.data_source(name, split=tfds.split_for_jax_process('train'))  # decodes PNG/JPEG
   shuffle  a permutation of the shard, reseeded every epoch (grain uses seed + epoch)
@@ -17,9 +18,9 @@ Pipeline of one process (a ``grain.MapDataset``, random access, so it is a pure 
 
 The data of step ``n`` is therefore a function of ``(seed, n, process_index, process_count)`` only:
 a resumed run continues the exact stream, and the checkpointable iterator state is the step number
-(:meth:`ImageData.dataset` exposes the batched ``MapDataset`` itself, ``dataset[step]``). Each process
-reads only its own shard (``tfds.split_for_jax_process``: disjoint, sizes differ by at most one), so
-the global batch of a run depends on the process count, unlike the toy sets.
+(:meth:`ImageData.dataset` exposes the batched ``MapDataset`` itself, ``dataset[step]``). Each
+process reads only its own shard (``tfds.split_for_jax_process``: disjoint, sizes differ by at most
+one), so the global batch of a run depends on the process count, unlike the toy sets.
 :meth:`ImageData.batches` reads the elements of ``num_steps`` steps with grain's thread pool
 (``data.num_threads``) and, when ``data.prefetch``, computes the next call's batches in a background
 thread while the caller trains on these (the result is the same pure function either way).
@@ -29,12 +30,12 @@ Datasets (``data.dataset``), sizes (``data.image_size``; 0 = the default in brac
 * ``mnist``: 28x28x1; ``image_size`` 28, or 32 [default] by zero-padding 2 pixels on each side
   (exact, no interpolation; the padding is background black, -1 after scaling). No flip by default.
 * ``cifar10``: 32x32x3 [32].
-* ``cifar10_lt``: CIFAR10-LT (Cao et al. 2019, LDAM): class ``c`` of the train split is subsampled to
-  ``int(n_max * lt_ratio ** (-c / (C - 1)))`` examples (``n_max`` = the smallest class count, 5000
-  for CIFAR10; ratio 100 gives 5000, 2997, ..., 50, total 12406), drawn without replacement with
-  ``numpy.random.default_rng([data.lt_seed, c])``, so the subset is fixed across runs and seeds.
-  The subset is then dealt to the processes in a seeded random order (``np.array_split``): every
-  shard follows the long-tail class profile and the shards are disjoint.
+* ``cifar10_lt``: CIFAR10-LT (Cao et al. 2019, LDAM): class ``c`` of the train split is subsampled
+  to ``int(n_max * lt_ratio ** (-c / (C - 1)))`` examples (``n_max`` = the smallest class count,
+  5000 for CIFAR10; ratio 100 gives 5000, 2997, ..., 50, total 12406), drawn without replacement
+  with ``numpy.random.default_rng([data.lt_seed, c])``, so the subset is fixed across runs and
+  seeds. The subset is then dealt to the processes in a seeded random order (``np.array_split``):
+  every shard follows the long-tail class profile and the shards are disjoint.
 * ``celeb_a``: 218x178x3 JPEG, center crop ``data.crop_size`` (140, as in DDPM / score_sde) then a
   PIL bicubic (antialiased) resize to ``image_size`` in (32, 64 [default], 128).
 
@@ -507,7 +508,8 @@ class ImageData:
 
     Returns:
       ``(num_steps, global_batch // process_count, *data_shape)`` float32 in ``[-1, 1]``; with
-      ``labels=True`` the pair ``(images, labels (num_steps, global_batch // process_count) int32)``.
+      ``labels=True`` the pair ``(images, labels)``, the labels int32
+      ``(num_steps, global_batch // process_count)``.
     """
     if labels and self.spec.num_classes is None:
       raise ValueError(f"model.num_classes: data.dataset {self.data_cfg.get('dataset')!r} has no "

@@ -8,7 +8,8 @@ against the target (:func:`lim_jax.precondition.normalized_residual`: ``model - 
 :data:`PENALTIES`:
 
 * ``l2``: ``mean_d r_d^2`` (denoising score matching, Vincent 2011; Ho et al. 2020 eq. 14).
-* ``huber``: ``mean_d huber_delta(r_d)`` (LIM supplementary code; robust to infinite-variance targets).
+* ``huber``: ``mean_d huber_delta(r_d)`` (LIM supplementary code; robust to infinite-variance
+  targets).
 * ``l2_norm``: ``|r|_2 / sqrt(D)``, the non-squared norm of DLPM (Shariatian et al. 2025), whose
   gradient is bounded however heavy the target's tails are.
 

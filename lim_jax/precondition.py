@@ -9,8 +9,8 @@ where ``gamma(t)`` is :meth:`Process.signal_scale`, ``r = r(t)`` the shared nois
 own (native) units, with the per-head constant ``k_h`` of :meth:`Process.head_units`. For the noise
 head of a location-scale family ``n_h`` *is* the noise (levy: ``k = sqrt(2)``, since its
 ``alpha = 2`` noise is ``N(0, 2 I)``), so ``D_h = y - (r / k_h) n_h`` is the denoiser and its
-conditional mean is ``E[x0 | x_t]``. Other heads (the mixture score head, the jump velocity head) are
-mapped the same way; the map is affine and invertible for fixed ``(y, r)``, so it changes no
+conditional mean is ``E[x0 | x_t]``. Other heads (the mixture score head, the jump velocity head)
+are mapped the same way; the map is affine and invertible for fixed ``(y, r)``, so it changes no
 minimiser.
 
 ``model.parameterization`` (Karras et al. 2022, "Elucidating the design space of diffusion-based
@@ -25,18 +25,19 @@ generative models" (EDM), Table 1 and §5):
 
 Loss weight, one rule for every family (``'x0'`` and ``'edm'``): ``lambda(r) = (r^2 + sd^2)/(r sd)^2
 = 1/c_out^2`` on the denoiser error ``|D - x0|^2`` (EDM eq. 8 and Table 1), i.e. the per-example
-residual :func:`normalized_residual` ``sqrt(lambda) (D_hat - D_target) = (r sqrt(lambda)/k) (n_target
-- n_hat)``. For ``'edm'`` this is exactly ``F - F_target``; for Gaussian data it has unit variance at
-the optimum at every noise level (``Var(x0 | y) = r^2 sd^2/(r^2 + sd^2)``).
+residual :func:`normalized_residual` ``sqrt(lambda) (D_hat - D_target) = (r sqrt(lambda)/k)
+(n_target - n_hat)``. For ``'edm'`` this is exactly ``F - F_target``; for Gaussian data it has unit
+variance at the optimum at every noise level (``Var(x0 | y) = r^2 sd^2/(r^2 + sd^2)``).
 
-Bounded input (``model.input_bound``): for heavy-tailed noise (levy with ``alpha < 2``) ``c_in y`` is
-unbounded, so one draw can blow up a gradient. The input is then passed through the radial squash
-:func:`squash`, the identity on the ball ``|z| <= R = sqrt(dim) + m`` and ``R + m tanh((|z| - R)/m)``
-outside it (``m`` = ``model.input_bound_margin``): invertible, bounded by ``R + m``, and the identity
-on every typical draw of a unit-variance input; because it is invertible, ``D`` still ranges over
-every function of ``y`` and the minimiser is unchanged. The skip term keeps the raw ``y``: squashing
-it too would bound ``F_target = (x0 - c_skip y)/c_out`` but breaks the identity ``D ~ y`` at low
-noise for heavy-tailed *data* (a data outlier would need ``|F| ~ |y|/r``).
+Bounded input (``model.input_bound``): for heavy-tailed noise (levy with ``alpha < 2``) ``c_in y``
+is unbounded, so one draw can blow up a gradient. The input is then passed through the radial squash
+:func:`squash`, the identity on the ball ``|z| <= R = sqrt(dim) + m`` and
+``R + m tanh((|z| - R)/m)`` outside it (``m`` = ``model.input_bound_margin``): invertible, bounded
+by ``R + m``, and the identity on every typical draw of a unit-variance input; because it is
+invertible, ``D`` still ranges over every function of ``y`` and the minimiser is unchanged. The skip
+term keeps the raw ``y``: squashing it too would bound ``F_target = (x0 - c_skip y)/c_out`` but
+breaks the identity ``D ~ y`` at low noise for heavy-tailed *data* (a data outlier would need
+``|F| ~ |y|/r``).
 
 Shapes: channel ``(B, *data_shape)``, ``t`` and ``r`` ``(B,)``, network output
 ``(B, *data_shape[:-1], data_shape[-1] * num_outputs)`` (heads concatenated on the last axis).

@@ -2,8 +2,8 @@
 
 Outputs (README): ``samples/step_<N>.npz`` (``samples``: float32 ``(n, *data_shape)`` for toy
 data, uint8 ``(n, H, W, C)`` for images; plus the sampler name and NFE), ``samples/step_<N>.png``
-(scatter of samples over fresh data for 2-D sets, an image grid for images) and a ``sample/*`` line in
-``metrics.jsonl`` (sliced W1 to fresh data for toy sets).
+(scatter of samples over fresh data for 2-D sets, an image grid for images) and a ``sample/*`` line
+in ``metrics.jsonl`` (sliced W1 to fresh data for toy sets).
 """
 
 from __future__ import annotations
@@ -54,7 +54,9 @@ def draw_samples(config, process, apply_fn, params, mesh, data_shape: tuple[int,
     args = params
     if conditional:
       chunk = labels[i * sp.batch_size:(i + 1) * sp.batch_size]
-      args = (params, jax.make_array_from_callback(chunk.shape, sharding, lambda s: chunk[s]))
+      # The callback runs inside make_array_from_callback, before `chunk` is rebound.
+      args = (params, jax.make_array_from_callback(chunk.shape, sharding,
+                                                   lambda s: chunk[s]))  # noqa: B023
     x = smp.sample(args, jax.random.fold_in(key, i), (sp.batch_size,) + data_shape)
     chunks.append(parallel.to_host(x))
   return np.concatenate(chunks)[:num].astype(np.float32), smp.nfe

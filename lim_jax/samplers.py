@@ -5,7 +5,8 @@ Time runs from ``t_max`` down to ``t_min`` on the grid of ``sampling.grid``
 shared noise level). The network is wrapped once by :func:`lim_jax.precondition.wrap`, so every
 family's steps see its native output whatever ``model.parameterization`` is. Sampler names:
 
-* ``euler``: explicit Euler on the probability-flow ODE ``d state/dt = process.ode_drift`` (1 NFE/step).
+* ``euler``: explicit Euler on the probability-flow ODE ``d state/dt = process.ode_drift``
+  (1 NFE/step).
 * ``heun``: Heun's 2nd-order method on the same ODE (Karras et al. 2022, Alg. 1); 2 NFE per step.
 * ``em``: the family's reverse-SDE Euler–Maruyama step ``process.sde_step`` (1 NFE/step).
 * ``pc``: predictor–corrector (score SDE, Song et al. 2021, Alg. 1): ``em`` predictor then one
@@ -28,7 +29,8 @@ family's steps see its native output whatever ``model.parameterization`` is. Sam
     ``a = r_s/r_t`` and ``b = (1 - a^alpha)^{1/alpha}``, ``z`` the family's own unit noise
     (:meth:`Process.ancestral_noise`) of stability ``alpha`` (2 for Gaussian noise): for Gaussian
     noise the DDPM posterior step (Ho et al. 2020, eq. 7), for alpha-stable noise the same budget of
-    scale^alpha (a sum ``a n + b z`` of independent unit SaS is unit SaS); exact for point-mass data.
+    scale^alpha (a sum ``a n + b z`` of independent unit SaS is unit SaS);
+    exact for point-mass data.
 
   This flow differs from a family's own probability-flow ODE where the noise is not Gaussian (LIM's
   fractional PF-ODE moves a point along another path with the same marginals); both are offered.

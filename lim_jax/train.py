@@ -3,8 +3,8 @@
 The loop reads top to bottom in banner sections (setup, data, model and state, restore, train step,
 loop, final samples). The train step is built once by :func:`make_train_step`, jitted once with the
 state donated, and runs ``training.steps_per_call`` optimisation steps per dispatch in a
-``lax.scan``. The step key is ``fold_in(base_key, step)`` and the data of step ``n`` is a function of
-``(seed, n)``, so a resumed run continues exactly where it stopped.
+``lax.scan``. The step key is ``fold_in(base_key, step)`` and the data of step ``n`` is a function
+of ``(seed, n)``, so a resumed run continues exactly where it stopped.
 """
 
 from __future__ import annotations
@@ -49,9 +49,9 @@ def make_train_step(loss_fn, tx: optax.GradientTransformation, ema_decay: float,
   counted in ``nonfinite_run`` / ``nonfinite_total`` (no host sync: the host reads the counters at
   its logging boundaries). ``metrics`` are means over the finite steps of the call (``loss``,
   ``loss_median``: the batch median of the per-example losses, a trend that heavy-tailed outliers
-  cannot hide; ``grad_norm`` before clipping, ``clipped_fraction``: the share whose gradient norm exceeded
-  ``grad_clip``, i.e. that ``optim.grad_clip`` rescaled; 0 when clipping is off) and their count
-  ``finite_steps``, so a caller can average over a window of calls.
+  cannot hide; ``grad_norm`` before clipping, ``clipped_fraction``: the share whose gradient norm
+  exceeded ``grad_clip``, i.e. that ``optim.grad_clip`` rescaled; 0 when clipping is off) and their
+  count ``finite_steps``, so a caller can average over a window of calls.
 
   ``unroll=True`` unrolls the scan (compile time grows with ``S``). It is the workaround for
   XLA:CPU running convolution gradients inside a rolled loop ~25x slower than outside one
@@ -82,7 +82,8 @@ def make_train_step(loss_fn, tx: optax.GradientTransformation, ema_decay: float,
     zero = jnp.zeros_like(loss)
     clipped = (grad_norm > grad_clip) if grad_clip > 0 else jnp.zeros((), bool)
     median = jnp.median(aux["per_example"]) if "per_example" in aux else loss
-    metrics = {"loss": jnp.where(finite, loss, zero), "grad_norm": jnp.where(finite, grad_norm, zero),
+    metrics = {"loss": jnp.where(finite, loss, zero),
+               "grad_norm": jnp.where(finite, grad_norm, zero),
                "loss_median": jnp.where(finite, median, zero),
                "clipped": (finite & clipped).astype(jnp.float32),
                "finite": finite.astype(jnp.float32)}

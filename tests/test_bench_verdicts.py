@@ -70,8 +70,8 @@ def test_listed_commands_are_compare_invocations(capsys):
   assert bench_verdicts.main(["--list", "--out=/tmp/v"]) == 0
   lines = capsys.readouterr().out.strip().splitlines()
   assert len(lines) == 3
-  assert all(l.startswith("python -m lim_jax.compare --config=configs/toy_gaussian.py") for l in
-             lines[:2])
+  assert all(line.startswith("python -m lim_jax.compare --config=configs/toy_gaussian.py")
+             for line in lines[:2])
   assert "--seeds=3" in lines[0] and "--config.training.num_steps=2000" in lines[0]
 
 

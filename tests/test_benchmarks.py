@@ -20,7 +20,6 @@ import re
 import subprocess
 import sys
 
-import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 BENCH = ROOT / "benchmarks"
@@ -57,8 +56,8 @@ def numbers(cells: list[str]) -> list[float]:
 
 def test_bench_nfe_study_tiny(tmp_path):
   """One family, one dataset, seed 0, NFE 10, ODE and SDE: the table has one row per sampler with
-  finite metrics (on-mode fraction in [0, 1], rare modes in [0, 12]), and the PNG is written to --out and --figures, < 150 kB
-  (the size limit for committed figures)."""
+  finite metrics (on-mode fraction in [0, 1], rare modes in [0, 12]), and the PNG is written to
+  --out and --figures, < 150 kB (the size limit for committed figures)."""
   out, figs = tmp_path / "out", tmp_path / "figs"
   stdout = run_script("bench_nfe_study.py", "--tiny", "--datasets=grid_imbalanced",
                       "--families=gaussian", f"--out={out}", f"--figures={figs}")

@@ -31,7 +31,7 @@ def test_train_sample_eval_write_the_documented_outputs(tmp_path):
   assert (work / "config.json").is_file()
   assert json.loads((work / "config.json").read_text())["training"]["num_steps"] == 20
   assert sorted(p.name for p in (work / "checkpoints").iterdir()) == ["10", "20"]
-  rows = [json.loads(l) for l in (work / "metrics.jsonl").read_text().splitlines()]
+  rows = [json.loads(line) for line in (work / "metrics.jsonl").read_text().splitlines()]
   train_rows = [r_ for r_ in rows if "train/loss" in r_]
   assert [r_["step"] for r_ in train_rows] == [10, 20]
   assert all(k in train_rows[0] for k in ("train/loss", "train/grad_norm", "train/steps_per_sec"))

@@ -231,7 +231,7 @@ def test_validate_hparams_checks_image_size_before_tracing():
     validate_hparams(**cifar, image_size=36)
 
 
-# ---- NCSN++: FIR resampling and the residual input pyramid ----------------------------------------
+# ---- NCSN++: FIR resampling and the residual input pyramid ---------------------------------------
 
 
 def test_fir_resampling_matches_scipy_upfirdn():

@@ -51,7 +51,7 @@ def test_noise_level_round_trip_and_monotone(family):
 
 
 def _kernel_noise(proc, key, t, x0):
-  """``(channel - gamma x0) / gamma`` of a forward draw at times ``t``: the noise in denoiser units."""
+  """Noise in denoiser units of a forward draw at times ``t``: ``(channel - gamma x0) / gamma``."""
   pert = proc.perturb(key, x0, t)
   gamma = base.bcast(proc.signal_scale(t), x0)
   return np.asarray((pert.model_input - gamma * x0) / gamma, np.float64)
@@ -277,7 +277,8 @@ def test_point_mass_denoiser_is_exact(parameterization):
     exact_f = (-base.bcast(c_skip / c_out, y) * y if parameterization == "edm"
                else jnp.zeros_like(y))
     f_all = jnp.concatenate([exact_f] * proc.num_outputs, axis=-1)
-    net = precondition.wrap(proc, lambda p, z, c, **kw: f_all, precond)
+    # `net` is called right here, in the iteration whose `f_all` it returns.
+    net = precondition.wrap(proc, lambda p, z, c, **kw: f_all, precond)  # noqa: B023
     out = net(None, pert.model_input, t)
     np.testing.assert_allclose(proc.denoise(pert.model_input, t, out), 0.0, atol=1e-4)
 

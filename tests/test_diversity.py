@@ -91,7 +91,7 @@ def test_dual_eigenproblem_equals_direct():
     by_samples = diversity.kernel_spectrum(x, side="samples")
     by_features = diversity.kernel_spectrum(x, side="features")
     size = max(n, d)
-    pad = lambda w: np.pad(w, (0, size - len(w)))  # pylint: disable=cell-var-from-loop
+    pad = lambda w: np.pad(w, (0, size - len(w)))  # noqa: B023 (used in this iteration only)
     np.testing.assert_allclose(pad(by_samples), pad(by_features), atol=1e-12)
     for q in (0.5, 1.0, 2.0):
       np.testing.assert_allclose(diversity.vendi_score(x, q=q, side="samples"),

@@ -52,11 +52,12 @@ def test_weight_system_matches_quadrature(hurst):
   a_mat, b_vec = ft.weight_system(gamma, hurst, 1.0)
   for i, gi in enumerate(gamma):
     for j, gj in enumerate(gamma):
-      ref = integrate.quad(lambda u: (1 - u) * np.exp(-(gi + gj) * u), 0, 1, epsrel=1e-13)[0]
+      ref = integrate.quad(lambda u, g: (1 - u) * np.exp(-g * u), 0, 1, args=(gi + gj,),
+                           epsrel=1e-13)[0]
       assert a_mat[i, j] == pytest.approx(ref, rel=1e-9)
     ref = sum(integrate.quad(
-        lambda u: (1 - u) * u**(hurst - 0.5) / special.gamma(hurst + 0.5) * np.exp(-gi * u),
-        lo, hi, epsrel=1e-13, limit=200)[0] for lo, hi in ((0, 0.01), (0.01, 1)))
+        lambda u, g: (1 - u) * u**(hurst - 0.5) / special.gamma(hurst + 0.5) * np.exp(-g * u),
+        lo, hi, args=(gi,), epsrel=1e-13, limit=200)[0] for lo, hi in ((0, 0.01), (0.01, 1)))
     assert b_vec[i] == pytest.approx(ref, rel=1e-9)
   np.testing.assert_allclose(a_mat, a_mat.T, rtol=0, atol=0)
   assert np.linalg.eigvalsh(a_mat).min() > 0

@@ -260,7 +260,7 @@ def test_first_run_case(case: Case, tmp_path, tiny_cifar10):
   if case.name == "help":
     assert "Default: runs/<config file stem>" in " ".join(r.stdout.split())
     return
-  log_lines = [l for l in r.stderr.splitlines() if re.match(r"^[IWE]\d{4} ", l)]
+  log_lines = [line for line in r.stderr.splitlines() if re.match(r"^[IWE]\d{4} ", line)]
   if case.workdir:
     workdir = case.workdir.format(work=tmp_path / "work")
     default = "" if workdir.startswith("/") else f" = {cwd / workdir} (the default"

@@ -21,8 +21,8 @@ def make(sde="vp", schedule="linear", **kw):
 
 @pytest.mark.parametrize("kind", ["linear", "cosine"])
 def test_int_beta_matches_quadrature(kind):
-  """B(t) = int_0^t beta vs 60-point Gauss–Legendre quadrature of beta(t) (reference: quadrature, rtol 1e-5:
-  float32 evaluation of the closed form)."""
+  """B(t) = int_0^t beta vs 60-point Gauss–Legendre quadrature of beta(t) (reference: quadrature,
+  rtol 1e-5: float32 evaluation of the closed form)."""
   sch = Schedule(sde="vp", kind=kind, t_max=0.9946 if kind == "cosine" else 1.0)
   for t in (0.05, 0.3, 0.7, 0.99):
     ref, _ = integrate.fixed_quad(lambda s: np.asarray(sch.beta(jnp.asarray(s, jnp.float32))),
@@ -63,7 +63,7 @@ def test_kernel_matches_forward_sde_simulation(sde):
 
 
 def test_perturb_uses_the_kernel_and_eps_target(key):
-  """perturb returns x_t = m_t x0 + s_t eps with target eps (closed-form check, exact up to fp32)."""
+  """perturb returns x_t = m_t x0 + s_t eps with target eps (closed form, exact up to fp32)."""
   proc = make("vp", "cosine")
   x0 = jax.random.normal(key, (64, 3))
   t = jnp.linspace(0.01, 0.99, 64)

@@ -27,9 +27,9 @@ def _cfg(dataset: str, **fields) -> ml_collections.ConfigDict:
 
 
 def _indexed_example(i: int, shape: tuple[int, int, int], label: int) -> dict:
-  """Example ``i`` (3 channels): pixel (0, 0) holds ``i`` base 256 in channels 0, 1 and the marker 255 in
-  channel 2 (0 elsewhere), so a horizontal flip moves the marker to column W-1; the other pixels
-  are an asymmetric pattern."""
+  """Example ``i`` (3 channels): pixel (0, 0) holds ``i`` base 256 in channels 0, 1 and the marker
+  255 in channel 2 (0 elsewhere), so a horizontal flip moves the marker to column W-1; the other
+  pixels are an asymmetric pattern."""
   h, w, _ = shape
   rows, cols = np.meshgrid(np.arange(h), np.arange(w), indexing="ij")
   image = np.stack([(7 * rows + 3 * cols + 11 * k) % 200 for k in range(3)], -1).astype(np.uint8)
@@ -155,8 +155,8 @@ def test_cifar10_lt_stream_has_the_formula_class_counts_over_two_processes():
     ("celeb_a", 64, (64, 64, 3))])
 def test_shapes_dtype_and_range(dataset, size, shape):
   """tfds's default mock examples: ``batches`` is ``(steps, global // processes, H, W, C)``
-  float32 in [-1, 1]; the un-resized sets keep the uint8 grid ``k / 127.5 - 1`` exactly; mnist 32 has
-  a 2-pixel border of background (-1) exactly; ``reference`` has the same shape and range."""
+  float32 in [-1, 1]; the un-resized sets keep the uint8 grid ``k / 127.5 - 1`` exactly; mnist 32
+  has a 2-pixel border of background (-1) exactly; ``reference`` has the same shape and range."""
   with tfds.testing.mock_data(num_examples=12):
     data = image_data.ImageData(_cfg(dataset, image_size=size), seed=0)
     out = data.batches(0, 2, 8, 0, 2)

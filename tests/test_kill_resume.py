@@ -1,5 +1,6 @@
 """Kill -9 at random points (including during checkpoint saves), rerun the same command: the run
-resumes from the last complete checkpoint and ends with the same parameters as an uninterrupted run."""
+resumes from the last complete checkpoint and ends with the same parameters as an
+uninterrupted run."""
 
 import os
 import pathlib
@@ -29,8 +30,8 @@ def start(workdir):
 
 
 def kill_when(proc, workdir: pathlib.Path, during_save: bool, min_steps: int, timeout=120.0):
-  """SIGKILLs ``proc`` once a checkpoint >= min_steps exists (and, if asked, while a save's temporary
-  directory is present). Returns False if the run finished first."""
+  """SIGKILLs ``proc`` once a checkpoint >= min_steps exists (and, if asked, while a save's
+  temporary directory is present). Returns False if the run finished first."""
   ckpts = workdir / "checkpoints"
   t0 = time.time()
   while proc.poll() is None and time.time() - t0 < timeout:

@@ -1,4 +1,4 @@
-"""Launch scripts: valid bash, clean under shellcheck, usage text and exit code 2 without arguments."""
+"""Launch scripts: valid bash, shellcheck-clean, usage text and exit code 2 without arguments."""
 
 import pathlib
 import shutil
@@ -12,7 +12,8 @@ SCRIPTS = sorted((pathlib.Path(__file__).resolve().parent.parent / "launch").glo
 @pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.name)
 def test_bash_syntax_and_usage(script):
   assert subprocess.run(["bash", "-n", str(script)]).returncode == 0
-  r = subprocess.run(["bash", str(script)], capture_output=True, text=True, env={"PATH": "/usr/bin:/bin"})
+  r = subprocess.run(["bash", str(script)], capture_output=True, text=True,
+                     env={"PATH": "/usr/bin:/bin"})
   assert r.returncode == 2
   assert (r.stdout + r.stderr).startswith("usage:")
 

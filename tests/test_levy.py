@@ -207,8 +207,8 @@ def test_point_mass_ode_samplers_follow_exact_flow(name, nfe, tol):
   (closed form: ``d log sigma/dt = (beta/alpha) gamma^alpha/sigma^alpha`` equals the drift rate).
   Each ODE sampler, from its own prior draw, must match that map pathwise (2e4 paths, t = 3 ->
   0.3): measured max relative error 0.4 % (Euler), 0.009 % (Heun, 200 steps), 0.2 % (LIM's
-  ``lim_ode``), 5e-7 (``ei_ode`` = DLIM, exact for a point mass at any NFE); so its output has the SaS(sigma_t) law of the
-  exactly-mapped prior (whose own law is tested in test_stable.py)."""
+  ``lim_ode``), 5e-7 (``ei_ode`` = DLIM, exact for a point mass at any NFE); so its output has the
+  SaS(sigma_t) law of the exactly-mapped prior (whose own law is tested in test_stable.py)."""
   key, shape = _key(10), (20_000, 1)
   x = samplers.make_sampler(POINT_MASS, _point_mass_eps(POINT_MASS), name, nfe).sample(
       None, key, shape)
@@ -224,9 +224,9 @@ def test_point_mass_ode_samplers_follow_exact_flow(name, nfe, tol):
 def test_point_mass_stochastic_samplers_reproduce_marginal(name, nfe, seed):
   """With the exact score of a point mass, the score-coefficient-2 reverse SDE (Euler–Maruyama and
   LIM's exponential integrator ``lim_sde``, exact stable noise), the stable ancestral step
-  ``ei_sde`` (exact for a point mass at any NFE) and DLPM (exact given its A-chain) reproduce the IQR
-  of ``SaS(sigma_t)`` at t = 0.3 (scipy quantiles: 0.788; docs/families/levy.md §4: 0.785) within
-  2 %.
+  ``ei_sde`` (exact for a point mass at any NFE) and DLPM (exact given its A-chain) reproduce the
+  IQR of ``SaS(sigma_t)`` at t = 0.3 (scipy quantiles: 0.788; docs/families/levy.md §4: 0.785)
+  within 2 %.
   8e4 paths: the IQR's relative standard error is ~0.55 %; the SDEs' discretisation bias at 400
   steps was measured at +0.35 % (2e5 paths; +1 % at 200 steps), so the margin is ~3 standard
   errors."""

@@ -12,7 +12,8 @@ from test_samplers import MU, S0, exact_eps, gaussian_process
 
 @pytest.mark.parametrize("sde", ["vp", "ve"])
 def test_optimal_predictor_has_lowest_dsm_loss(sde):
-  """For x0 ~ N(mu, s0^2) the DSM minimiser is E[eps | x_t] = s_t (x_t - m_t mu) / v_t (closed form).
+  """For x0 ~ N(mu, s0^2) the DSM minimiser is E[eps | x_t] = s_t (x_t - m_t mu) / v_t
+  (closed form).
 
   Perturbing it by a scale (1 +- 0.1) or a shift (+-0.1) must raise the Monte-Carlo loss (2^16
   draws, common random numbers). The expected increase is >= 0.01 * E[eps_hat^2] or 0.01, far

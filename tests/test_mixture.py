@@ -1,10 +1,10 @@
 """Tests of the Gaussian-mixture noise family (GM-SGM, docs/families/mixture.md).
 
 References are independent of the module: scipy's normal CDF (kernel law), closed-form marginals of
-Gaussian data under mixture noise (component ``k`` is ``N(m mu, (m^2 sd^2 + s^2 kappa_k^2) I)``), the
-flux velocity written from its definition ``v = grad V / p`` with ``V = (g^2/2) sum_k pi_k kappa_k^2
-p_k`` (docs/families/mixture.md §3), conjugate-Gaussian posterior means, and the gaussian family
-itself.
+Gaussian data under mixture noise (component ``k`` is ``N(m mu, (m^2 sd^2 + s^2 kappa_k^2) I)``),
+the flux velocity written from its definition ``v = grad V / p`` with
+``V = (g^2/2) sum_k pi_k kappa_k^2 p_k`` (docs/families/mixture.md §3), conjugate-Gaussian posterior
+means, and the gaussian family itself.
 """
 
 from __future__ import annotations
@@ -39,9 +39,9 @@ def _gaussian_data_marginal(proc, x, t):
 
   ``p_t = sum_k pi_k p_k``, ``p_k = N(m MU, var_k I)`` (``'sample'``: over the whole vector;
   ``'coordinate'``: per element), ``var_k = m^2 SD^2 + s^2 kappa_k^2``.
-  Returns ``(score, w, posterior_mean)`` with ``w = -(2 s / g^2) v``, ``v = grad V / p`` written from
-  ``V = (g^2/2) sum_k pi_k kappa_k^2 p_k`` (so ``w = s sum_k P_k kappa_k^2 (-grad log p_k)``), and
-  ``E[x0|x_t] = sum_k P_k (MU + m SD^2 / var_k (x - m MU))`` (conjugate Gaussian posterior per
+  Returns ``(score, w, posterior_mean)`` with ``w = -(2 s / g^2) v``, ``v = grad V / p`` written
+  from ``V = (g^2/2) sum_k pi_k kappa_k^2 p_k`` (so ``w = s sum_k P_k kappa_k^2 (-grad log p_k)``),
+  and ``E[x0|x_t] = sum_k P_k (MU + m SD^2 / var_k (x - m MU))`` (conjugate Gaussian posterior per
   component), all shaped like ``x``.
   """
   m, s = proc.mean_std(t)
@@ -126,12 +126,13 @@ def test_defaults_and_toy_config():
 def test_kernel_matches_mixture_law(per):
   """Reference: the mixture CDF ``sum_k pi_k Phi(z / kappa_k)`` (scipy) and the binomial law.
 
-  n = 20000 draws of ``z = (x_t - m_t x0)/s_t`` at t = 0.5, 2 coordinates. Checks: the key convention
-  (``eps`` from ``split(key)[0]``, ``kappa`` from ``split(key)[1]``) reconstructs ``x_t`` to float32
-  rounding; KS p-value per coordinate > 1e-3; the frequency of ``kappa = 3`` is 0.1 within 5 binomial
-  standard errors (5 * 0.0021); ``corr(z_1^2, z_2^2)`` is ``(E k^4 - (E k^2)^2) / (3 E k^4 - (E
-  k^2)^2) = 0.2424`` per sample and 0 per coordinate, within 0.05 (about 4 standard errors of a
-  correlation of these heavy-tailed squares at n = 20000, estimated from the fourth moments).
+  n = 20000 draws of ``z = (x_t - m_t x0)/s_t`` at t = 0.5, 2 coordinates. Checks: the key
+  convention (``eps`` from ``split(key)[0]``, ``kappa`` from ``split(key)[1]``) reconstructs ``x_t``
+  to float32 rounding; KS p-value per coordinate > 1e-3; the frequency of ``kappa = 3`` is 0.1
+  within 5 binomial standard errors (5 * 0.0021); ``corr(z_1^2, z_2^2)`` is
+  ``(E k^4 - (E k^2)^2) / (3 E k^4 - (E k^2)^2) = 0.2424`` per sample and 0 per coordinate, within
+  0.05 (about 4 standard errors of a correlation of these heavy-tailed squares at n = 20000,
+  estimated from the fourth moments).
   """
   proc = _process(mixture_per=per)
   n = 20_000

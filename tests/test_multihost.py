@@ -30,7 +30,8 @@ def launch(nproc, devices, workdir, out_prefix):
 
 
 def params(npz):
-  return [npz[k] for k in sorted((k for k in npz.files if k.startswith("p")), key=lambda k: int(k[1:]))]
+  names = (k for k in npz.files if k.startswith("p"))
+  return [npz[k] for k in sorted(names, key=lambda k: int(k[1:]))]
 
 
 def check_two_processes_match_one(two_dir, one_dir, tmp_path):

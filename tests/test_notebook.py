@@ -1,10 +1,8 @@
 """The Colab demo notebook runs headless from top to bottom (tiny step count)."""
 
-import os
 import pathlib
 
 import nbformat
-import pytest
 from nbclient import NotebookClient
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent

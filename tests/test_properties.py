@@ -40,7 +40,8 @@ def test_validation_refuses_with_a_field_name_or_accepts(values):
     config_lib.validate(config, num_devices=4, num_processes=1)
   except ValueError as e:
     msg = str(e)
-    assert any(msg.startswith(section) for section in ("training", "optim", "process", "sampling")), msg
+    sections = ("training", "optim", "process", "sampling")
+    assert any(msg.startswith(section) for section in sections), msg
     return
   # Accepted: the values really are valid.
   assert values["training.batch_size"] > 0 and values["training.batch_size"] % 4 == 0
@@ -65,5 +66,6 @@ def test_samplers_stay_finite(sde, beta_min, beta_span, sigma_max, name, nfe, se
     m, s = sch.mean_coeff(t)[:, None], sch.std(t)[:, None]
     return s * x / (0.25 * m**2 + s**2)
 
-  x = samplers.make_sampler(proc, apply_fn, name, nfe).sample(None, jax.random.PRNGKey(seed), (8, 2))
+  smp = samplers.make_sampler(proc, apply_fn, name, nfe)
+  x = smp.sample(None, jax.random.PRNGKey(seed), (8, 2))
   assert np.all(np.isfinite(np.asarray(x)))

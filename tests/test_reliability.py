@@ -69,7 +69,8 @@ def test_disk_full_while_saving_keeps_the_last_checkpoint(tmp_path):
   """Disk full in the middle of a save (every Orbax metadata write raises ENOSPC after the array
   data are written): the run stops with :class:`CheckpointSaveError` naming the failed step and the
   last complete one; the half-written step is never listed; rerunning the same command resumes
-  from step 10 and reaches the parameters of an uninterrupted run (reference: that run, allclose)."""
+  from step 10 and reaches the parameters of an uninterrupted run
+  (reference: that run, allclose)."""
   import errno  # pylint: disable=g-import-not-at-top
   from unittest import mock  # pylint: disable=g-import-not-at-top
   from etils import epath  # pylint: disable=g-import-not-at-top

@@ -252,7 +252,8 @@ def test_clamps(key):
 
 @pytest.mark.parametrize("bad", (0.0, -1.0, 2.5, float("nan"), float("inf"), "1.5", True))
 def test_bad_alpha_refused(bad, key):
-  """alpha outside (0, 2] (or not a real number) is refused with the field named (spec: DESIGN §9)."""
+  """alpha outside (0, 2] (or not a real number) is refused with the field named
+  (docs/families/levy.md: ``alpha in (0, 2]``)."""
   with pytest.raises(ValueError, match=r"^alpha must be"):
     stable.isotropic_stable(key, bad, (4, 2))
   with pytest.raises(ValueError, match=r"^process\.alpha must be"):

@@ -348,7 +348,8 @@ def test_loss_is_stationary_at_the_quadrature_posterior_mean():
   alloc = losses.Allocation("lognormal", 0.0, 0.8)  # most weight where the two differ
   for which, expect_zero in (("star", True), ("gauss", False)):
     loss_fn = losses.make_loss_fn(proc, net_at(which), precond=pre, allocation=alloc)
-    per_example = lambda p: loss_fn(p, jax.random.PRNGKey(1), x0)[1]["per_example"]
+    # jvp below evaluates it in this iteration, with this iteration's loss_fn.
+    per_example = lambda p: loss_fn(p, jax.random.PRNGKey(1), x0)[1]["per_example"]  # noqa: B023
     _, deriv = jax.jvp(per_example, (jnp.float32(0.0),), (jnp.float32(1.0),))
     deriv = np.asarray(deriv, np.float64)
     mean, se = deriv.mean(), deriv.std() / math.sqrt(n)

@@ -56,7 +56,8 @@ def test_training_lowers_sliced_wasserstein(tmp_path, optimized):
 
 def test_resume_gives_the_same_parameters(tmp_path):
   """20 steps + restart + 20 more equals 40 uninterrupted steps (data and keys are functions of
-  the step; Adam state and EMA are checkpointed). Reference: the uninterrupted run; allclose 1e-6."""
+  the step; Adam state and EMA are checkpointed).
+  Reference: the uninterrupted run; allclose 1e-6."""
   full = train.train_and_evaluate(tiny_config(), str(tmp_path / "full"))
   train.train_and_evaluate(tiny_config(num_steps=20), str(tmp_path / "split"))
   resumed = train.train_and_evaluate(tiny_config(), str(tmp_path / "split"))

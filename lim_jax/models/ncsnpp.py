@@ -6,9 +6,9 @@ U-Net of :mod:`lim_jax.models.ddpmpp` with
   added to the features after every downsampling,
 * Gaussian Fourier features of ``log t`` as the time embedding (scale 16),
 
-the score-SDE CIFAR10 ``ncsnpp`` settings (``progressive = 'none'``, ``progressive_combine = 'sum'``,
-``resblock_type = 'biggan'``). Selected by ``model.name = 'ncsnpp'``; every DDPM++ field still applies
-and overrides these defaults.
+the score-SDE CIFAR10 ``ncsnpp`` settings (``progressive = 'none'``,
+``progressive_combine = 'sum'``, ``resblock_type = 'biggan'``). Selected by
+``model.name = 'ncsnpp'``; every DDPM++ field still applies and overrides these defaults.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The Process protocol: one forward noise process, its training target and its reverse steps.
 
-Every family obeys a continuity equation ``d/dt p_t = -div(f p_t) + lap(V_t)`` with ``V_t`` linear in
-``p_t`` (docs/README.md, common ground). With the flux velocity ``v_t = grad V_t / p_t``:
+Every family obeys a continuity equation ``d/dt p_t = -div(f p_t) + lap(V_t)`` with ``V_t`` linear
+in ``p_t`` (docs/README.md, common ground). With the flux velocity ``v_t = grad V_t / p_t``:
 
 * probability-flow ODE, forward time: ``dx/dt = f(x, t) - v_t(x)`` (reverse time: ``-f + v``);
 * reverse SDE with the forward noise law: ``dx/dtau = -f + 2 v + (forward noise increment)``;
@@ -9,11 +9,11 @@ Every family obeys a continuity equation ``d/dt p_t = -div(f p_t) + lap(V_t)`` w
   quantity (tower property), exactly like denoising score matching.
 
 A process is a frozen dataclass of static numbers (hashable, safe to close over inside ``jit``).
-Families with precomputed tables keep them out of the dataclass fields (``functools.cached_property``)
-so hashing and equality stay cheap and exact.
+Families with precomputed tables keep them out of the dataclass fields
+(``functools.cached_property``) so hashing and equality stay cheap and exact.
 
-Shapes: ``x0`` is ``(B, *data_shape)``; ``t`` is ``(B,)`` forward time in ``[t_min_train, t_max]``; a
-sampler *state* is whatever pytree the family needs (the data array itself, or the GFDM augmented
+Shapes: ``x0`` is ``(B, *data_shape)``; ``t`` is ``(B,)`` forward time in ``[t_min_train, t_max]``;
+a sampler *state* is whatever pytree the family needs (the data array itself, or the GFDM augmented
 state); ``model_out`` is the network output for ``model_input(state, t)``, of shape
 ``(B, *data_shape[:-1], data_shape[-1] * num_outputs)``.
 

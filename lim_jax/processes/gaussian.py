@@ -11,7 +11,8 @@ Reverse steps from ``s = t_cur`` to ``t = t_next`` (``h = s - t > 0``):
 
 * ``em``: Euler–Maruyama on ``dx = [f x - g^2 score] dt + g dW_bar`` (score SDE eq. 6).
 * ``ei_ode``: exponential integrator of the PF-ODE in the eps parametrisation (DDIM, Song et al.
-  2021a eq. 13 with eta = 0): ``x_t = m_t x0_hat + s_t eps_hat``, ``x0_hat = (x_s - s_s eps_hat)/m_s``.
+  2021a eq. 13 with eta = 0): ``x_t = m_t x0_hat + s_t eps_hat``,
+  ``x0_hat = (x_s - s_s eps_hat)/m_s``.
 * ``ei_sde``: the exact Gaussian posterior ``q(x_t | x_s, x0 = x0_hat)`` (DDPM ancestral step, Ho et
   al. 2020 eq. 7): with ``a = m_s/m_t``, ``r^2 = s_s^2 - a^2 s_t^2``,
   ``mean = (a s_t^2/s_s^2) x_s + (m_t r^2/s_s^2) x0_hat``, ``var = s_t^2 r^2 / s_s^2``.

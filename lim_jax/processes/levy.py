@@ -59,7 +59,8 @@ fractional score at ``(x_s, s)``, ``eps_L`` an exact stable draw and ``c`` the r
 coefficient: ``c = 2`` (docs/families/levy.md §4: ``dx/dtau = -f + 2 v + noise`` preserves the
 marginals)
 or, with ``lim_compat``, LIM's published ``c = alpha`` (its sampler's ``alpha^2 (a - 1) S``; it
-changes ``em`` and ``lim_sde``), which is biased (point mass, alpha = 1.5: interquartile range 1.19 instead of 0.79; tests/test_levy.py).
+changes ``em`` and ``lim_sde``), which is biased (point mass, alpha = 1.5: interquartile range 1.19
+instead of 0.79; tests/test_levy.py).
 
 * ``euler``/``heun`` (generic): PF-ODE ``dx/dt = -(beta/alpha) x - beta S`` (forward time).
 * ``em``: Euler–Maruyama of ``dx/dtau = (beta/alpha) x + c beta S``, noise
@@ -198,7 +199,8 @@ class LevyProcess(base.ScheduledProcess):
 
   def time_at_noise_level(self, r: Array) -> Array:
     """Inverse of :meth:`noise_level`: ``-alpha log gamma = log1p((r/sqrt(2))^alpha)``, then the
-    schedule's inverse of ``B(t)`` (linear: ``B = -alpha log gamma``; cosine: ``B = -2 log gamma``)."""
+    schedule's inverse of ``B(t)`` (linear: ``B = -alpha log gamma``; cosine:
+    ``B = -2 log gamma``)."""
     neg_alpha_log_gamma = jnp.log1p((jnp.asarray(r) / math.sqrt(2.0)) ** self.alpha)
     divisor = self.alpha if self.schedule.kind == "linear" else 2.0
     return self.schedule.time_at_int_beta(neg_alpha_log_gamma * divisor / self.alpha)

@@ -1,19 +1,21 @@
 """Gaussian-mixture noise (GM-SGM, Ma et al., ICLR 2023 submission; docs/families/mixture.md).
 
-The paper publishes only the idea (train on Gaussian-mixture noise so that sampling alternates "large
-jumps" and "small roaming"; empirical-Bayes denoising), no equations or code. This module is the
-principled version built in docs/families/mixture.md §1; every choice below is ours and is stated
-as such.
+The paper publishes only the idea (train on Gaussian-mixture noise so that sampling alternates
+"large jumps" and "small roaming"; empirical-Bayes denoising), no equations or code. This module is
+the principled version built in docs/families/mixture.md §1; every choice below is ours and is
+stated as such.
 
 Forward kernel, VP or VE path (:mod:`lim_jax.processes.schedules`, time in score-SDE units):
 
-  ``x_t = m_t x0 + s_t kappa eps``,  ``eps ~ N(0, I)``,  ``kappa = kappa_k`` with probability ``pi_k``.
+  ``x_t = m_t x0 + s_t kappa eps``,  ``eps ~ N(0, I)``,  ``kappa = kappa_k`` with probability
+  ``pi_k``.
 
 ``mixture_per='sample'`` (default) draws one ``kappa`` per example: the noise is the d-dimensional
 Gaussian mixture ``sum_k pi_k N(0, s_t^2 kappa_k^2 I)``, which is what the paper's "Gaussian mixture
-noise" describes (a jump moves the whole sample; it is also the discrete analogue of the sub-Gaussian
-mixing ``eps = sqrt(A) G`` of the levy family). ``'coordinate'`` draws ``kappa`` per element (a
-product of 1-D mixtures, i.e. ``M^d`` components); every formula below then holds elementwise.
+noise" describes (a jump moves the whole sample; it is also the discrete analogue of the
+sub-Gaussian mixing ``eps = sqrt(A) G`` of the levy family). ``'coordinate'`` draws ``kappa`` per
+element (a product of 1-D mixtures, i.e. ``M^d`` components); every formula below then holds
+elementwise.
 
 Each component is a Gaussian diffusion with diffusion ``g^2 kappa_k^2``, so the marginal obeys
 ``d/dt p = -div(f x p) + lap V`` with ``V = (g^2/2) sum_k pi_k kappa_k^2 p_k`` and the flux velocity
@@ -24,19 +26,19 @@ d_i V_i / p``; the conditional targets below are the same elementwise expression
 
 Network: two data-shaped heads concatenated on the last axis (``num_outputs = 2``):
 
-* head 1, ``e``: the score in noise units, ``grad log p_t = -e / s_t``. Targets (``process.target``):
-  ``'posterior'`` (default) ``kappa eps * sum_k r_k / kappa_k^2`` with ``r_k = P(k | x_t, x0)``
-  ``∝ pi_k N(x_t - m_t x0; 0, s_t^2 kappa_k^2)``, i.e. ``-s_t`` times the score of the mixture kernel
-  (docs/families/mixture.md §3); ``'sampled'`` ``eps / kappa`` (the drawn component's score). The
-  first is the conditional mean of the second given ``(x_t, x0)`` (Rao–Blackwell): same minimizer,
-  lower variance.
+* head 1, ``e``: the score in noise units, ``grad log p_t = -e / s_t``. Targets
+  (``process.target``): ``'posterior'`` (default) ``kappa eps * sum_k r_k / kappa_k^2`` with
+  ``r_k = P(k | x_t, x0)`` ``∝ pi_k N(x_t - m_t x0; 0, s_t^2 kappa_k^2)``, i.e. ``-s_t`` times the
+  score of the mixture kernel (docs/families/mixture.md §3); ``'sampled'`` ``eps / kappa`` (the
+  drawn component's score). The first is the conditional mean of the second given ``(x_t, x0)``
+  (Rao–Blackwell): same minimizer, lower variance.
   Per sample in high dimension ``r`` is almost one-hot (the norm of the noise reveals ``kappa``), so
   the two coincide on images; the gain is in low dimension and per coordinate.
 * head 2, ``w / kappa_rms``: ``w = E[kappa eps | x_t] = (x_t - m_t E[x0|x_t]) / s_t``, so
   ``v = -(g^2/2) w / s_t``. The conditional target of docs/families/mixture.md §3,
   ``-(g^2/2) kappa eps / s_t``, is
-  a deterministic function of ``(x_t, x0)`` (summing ``r_k kappa_k^2`` times the component score gives
-  ``-(x_t - m_t x0)/s_t^2`` for every ``r``), so both targets share it. ``kappa_rms =
+  a deterministic function of ``(x_t, x0)`` (summing ``r_k kappa_k^2`` times the component score
+  gives ``-(x_t - m_t x0)/s_t^2`` for every ``r``), so both targets share it. ``kappa_rms =
   sqrt(sum_k pi_k kappa_k^2)`` makes the target unit-variance.
 
 Why a second head rather than a second model: the velocity and the score are two weightings of the
@@ -53,7 +55,8 @@ component-posterior-weighted Tweedie estimate, read off head 2 (a single score h
 Reverse steps from ``s = t_cur`` to ``t = t_next`` (forward time, ``h = s - t > 0``). The stochastic
 steps draw a per-step Langevin scale ``lambda = kappa'^2`` with ``kappa'`` from the mixture
 (``process.langevin_noise='mixture'``: a jump of scale ``kappa_k`` with probability ``pi_k``, for
-the defaults small roaming 90% and 3x jumps 10% of the steps) or ``lambda = 1`` (``'gaussian'``). For any ``lambda`` the reverse SDE
+the defaults small roaming 90% and 3x jumps 10% of the steps) or ``lambda = 1`` (``'gaussian'``).
+For any ``lambda`` the reverse SDE
 ``dx/dtau = -f x + v + lambda (g^2/2) grad log p + sqrt(lambda) g dW`` preserves the marginals (its
 Fokker–Planck equation is the reversed continuity equation), so each step is consistent whatever
 ``kappa'`` is drawn; ``lambda = 1`` and one unit component is the score-SDE reverse SDE.
@@ -64,8 +67,9 @@ Fokker–Planck equation is the reversed continuity equation), so each step is c
   ``x_t = m_t D + s_t w``, ``D = (x_s - s_s w)/m_s``.
 * ``ei_sde``: the SDE above integrated exactly with ``D`` frozen and the score head linearised as
   ``e(x) = (x - m D)/s + (e_s - w_s)`` (exact for Gaussian noise, where ``e = w``). With
-  ``q = (m_s s_t / (m_t s_s))^2``: ``x_t = m_t D + s_t [w + (q^{lambda/2} - 1) e + sqrt(1 - q^lambda)
-  xi]``; for one unit component and ``lambda = 1`` it is the DDPM ancestral step.
+  ``q = (m_s s_t / (m_t s_s))^2``:
+  ``x_t = m_t D + s_t [w + (q^{lambda/2} - 1) e + sqrt(1 - q^lambda) xi]``; for one unit component
+  and ``lambda = 1`` it is the DDPM ancestral step.
 * ``pc`` (generic): ``em`` predictor and the Langevin corrector ``x + lambda eta grad log p +
   sqrt(2 lambda eta) z`` with ``eta`` from the signal-to-noise rule of score SDE Alg. 4/5 (the
   gaussian family's rule) and ``lambda = kappa'^2 / kappa_rms^2`` (mean 1, so ``snr`` keeps its
@@ -140,7 +144,8 @@ class MixtureProcess(base.ScheduledProcess):
     if any(not math.isfinite(c) or c <= 0 for c in k):
       raise ValueError(f"process.mixture_scales must be finite and > 0, got {k}")
     if self.mixture_per not in MIXTURE_PER:
-      raise ValueError(f"process.mixture_per must be one of {MIXTURE_PER}, got {self.mixture_per!r}")
+      raise ValueError(
+          f"process.mixture_per must be one of {MIXTURE_PER}, got {self.mixture_per!r}")
     if self.target not in TARGETS:
       raise ValueError(f"process.target must be one of {TARGETS}, got {self.target!r}")
     if self.langevin_noise not in LANGEVIN_NOISE:
@@ -162,7 +167,8 @@ class MixtureProcess(base.ScheduledProcess):
   @property
   def kappa_rms(self) -> float:
     """``sqrt(sum_k pi_k kappa_k^2)``: the std of ``kappa eps`` per coordinate."""
-    return math.sqrt(math.fsum(p * c * c for p, c in zip(self.mixture_weights, self.mixture_scales)))
+    return math.sqrt(math.fsum(
+        p * c * c for p, c in zip(self.mixture_weights, self.mixture_scales)))
 
   def _log_weights(self) -> Array:
     return jnp.log(jnp.asarray(self.mixture_weights, jnp.float32))
@@ -289,7 +295,8 @@ class MixtureProcess(base.ScheduledProcess):
   def langevin_scale(self, key: base.PRNGKey, like: Array, mean_one: bool = False) -> Array:
     """Per-step ``lambda = kappa'^2`` broadcastable to ``like`` (1 for ``'gaussian'`` noise).
 
-    ``mean_one`` divides by ``E[kappa^2] = kappa_rms^2`` (the corrector: ``snr`` sets the mean step).
+    ``mean_one`` divides by ``E[kappa^2] = kappa_rms^2`` (the corrector:
+    ``snr`` sets the mean step).
     """
     if self.langevin_noise == "gaussian":
       return jnp.ones((), like.dtype)

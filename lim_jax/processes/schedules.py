@@ -1,7 +1,7 @@
 """Noise schedules shared by the families that live on a VP or VE path.
 
-Time runs forward from ``t = 0`` (data) to ``t = t_max`` (prior), in the units of Song et al. (2021),
-"Score-based generative modeling through SDEs" (score SDE), §3.4 and App. B:
+Time runs forward from ``t = 0`` (data) to ``t = t_max`` (prior), in the units of Song et al.
+(2021), "Score-based generative modeling through SDEs" (score SDE), §3.4 and App. B:
 
 * VP:  ``dx = -beta(t)/2 x dt + sqrt(beta(t)) dW``  (eq. 11), kernel ``N(m_t x0, s_t^2 I)`` with
   ``m_t = exp(-B(t)/2)``, ``B(t) = int_0^t beta``, ``s_t^2 = 1 - m_t^2`` (eq. 29).
@@ -10,11 +10,12 @@ Time runs forward from ``t = 0`` (data) to ``t = t_max`` (prior), in the units o
   Dhariwal 2021, eq. 17), so ``beta(t) = pi/(1+s) tan(pi/2 (t+s)/(1+s))``; it diverges at t=1, so
   ``t_max = 0.9946`` as in LIM (Yoon et al. 2023, App. C).
 * VE:  ``dx = sqrt(d sigma^2/dt) dW`` with ``sigma(t) = sigma_min (sigma_max/sigma_min)^t`` (eq. 9);
-  we use the exact kernel variance ``s_t^2 = sigma(t)^2 - sigma_min^2`` (score SDE approximates it by
-  ``sigma(t)^2``), so ``s_0 = 0`` and the K=0 / one-component limits of other families match exactly.
-* EDM: ``dx = sqrt(2t) dW``, i.e. ``m_t = 1``, ``s_t = t`` (Karras et al. 2022, "Elucidating the design
-  space of diffusion-based generative models", Table 1: ``sigma(t) = t``, ``s(t) = 1``); time *is* the
-  noise level, ``t in [t_min, t_max] = [0.002, 80]`` by default.
+  we use the exact kernel variance ``s_t^2 = sigma(t)^2 - sigma_min^2`` (score SDE approximates it
+  by ``sigma(t)^2``), so ``s_0 = 0`` and the K=0 / one-component limits of other families match
+  exactly.
+* EDM: ``dx = sqrt(2t) dW``, i.e. ``m_t = 1``, ``s_t = t`` (Karras et al. 2022, "Elucidating the
+  design space of diffusion-based generative models", Table 1: ``sigma(t) = t``, ``s(t) = 1``); time
+  *is* the noise level, ``t in [t_min, t_max] = [0.002, 80]`` by default.
 
 Every path is invertible in its noise-to-signal ratio ``s_t / m_t``: :meth:`Schedule.time_at_ratio`
 (used by the shared noise-level axis, :mod:`lim_jax.processes.base`).
@@ -173,7 +174,7 @@ class Schedule:
 
 
 def schedule_from_config(cfg) -> Schedule:
-  """Builds a :class:`Schedule` from a ``process`` ConfigDict (fields ``sde``, ``schedule``, ...)."""
+  """Builds a :class:`Schedule` from a ``process`` ConfigDict (``sde``, ``schedule``, ...)."""
   sde = cfg.get("sde", "vp")
   kind = cfg.get("schedule", "linear")
   default_t_max = 0.9946 if (sde == "vp" and kind == "cosine") else 1.0
