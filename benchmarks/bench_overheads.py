@@ -1,4 +1,5 @@
-"""Overheads of each noise family: train step vs gaussian, noise+target cost, sampler vs bare network.
+"""Overheads of each noise family: train step vs gaussian, noise+target cost, sampler vs bare
+network.
 
   python benchmarks/bench_overheads.py                    # toy MLP + tiny U-Net on CPU (default)
   python benchmarks/bench_overheads.py --full_width       # the configs' own U-Net (for a GPU)
@@ -12,8 +13,8 @@ For each model -- the toy residual MLP of ``configs/toy_<family>.py`` and the DD
 gaussian config's model section is copied into every family, so only the process differs; the
 mixture family's second output head doubles the last conv's channels, which it needs):
 
-(a) train step: one optimisation step (loss, gradient, Adam, EMA) on a fixed batch, per step, and its
-    ratio to gaussian;
+(a) train step: one optimisation step (loss, gradient, Adam, EMA) on a fixed batch, per step, and
+    its ratio to gaussian;
 (b) noise + target: the train step's training times (``losses.training_times``, the config's
     ``training.noise_levels``) + ``process.perturb`` alone on the same batch, jitted, as a fraction
     of that family's train step (issue goal: <= 10 %);
@@ -198,14 +199,15 @@ def measure(built: list[dict], args) -> list[dict]:
     per = lambda fn: float(np.median([fn(r) for r in rounds]))  # noqa: E731
     row = dict(model=b["model"], family=f, batch=b["batch"], nfe=b["nfe"],
                sample_batch=b["sample_batch"],
-               step=per(lambda r: r[f]["step"] / b["spc"]),
-               noise=per(lambda r: r[f]["noise"] / b["spc"]),
-               noise_frac=per(lambda r: r[f]["noise"] / r[f]["step"]),
-               bare=per(lambda r: r[f]["bare"]),
-               vs_gauss=per(lambda r: r[f]["step"] / r[base]["step"]) if base else float("nan"))
+               step=per(lambda r, f=f, b=b: r[f]["step"] / b["spc"]),
+               noise=per(lambda r, f=f, b=b: r[f]["noise"] / b["spc"]),
+               noise_frac=per(lambda r, f=f, b=b: r[f]["noise"] / r[f]["step"]),
+               bare=per(lambda r, f=f, b=b: r[f]["bare"]),
+               vs_gauss=(per(lambda r, f=f: r[f]["step"] / r[base]["step"]) if base
+                         else float("nan")))
     for s in samplers:
-      row[s] = per(lambda r, s=s: r[f][s])
-      row[s + "_over"] = per(lambda r, s=s: r[f][s] / r[f]["bare"] - 1.0)
+      row[s] = per(lambda r, s=s, f=f: r[f][s])
+      row[s + "_over"] = per(lambda r, s=s, f=f: r[f][s] / r[f]["bare"] - 1.0)
     rows.append(row)
     print(f"# {b['model']} {f}: step {1e3 * row['step']:.3g} ms, noise {1e3 * row['noise']:.3g} ms,"
           f" bare {1e3 * row['bare']:.3g} ms, " + ", ".join(

@@ -1,4 +1,5 @@
-"""GFDM on 2-D toy data: fractional VP (FVP) with H = 0.9, K = 2 (Nobis et al. 2024, DESIGN §3.4).
+"""GFDM on 2-D toy data: fractional VP (FVP) with H = 0.9, K = 2 (Nobis et al. 2024;
+docs/families/fbm.md).
 
 The official CIFAR10 setting (FVP, linear beta 0.1..20, gamma_max = 20, omega normalised so that
 Var(X_1 | x0 = 0) = 1, no Sigma_YY jitter) on the imbalanced Gaussian-mixture grid, whose rare modes

@@ -90,8 +90,8 @@ def test_approximation_error_decreases_with_k(hurst):
     (0.7, 5, 20.0), (0.7, 6, 20.0), (0.3, 5, 100.0), (0.3, 6, 100.0)])
 def test_mafbm_variance_matches_type_two_fbm(hurst, num_ou, gamma_max):
   """omega^T Sigma_YY(t) omega vs the type-II fBM variance t^{2H}/(2H Gamma(H+1/2)^2) within 2 % on
-  t in [0.1, 1] (closed form; DESIGN §3.4). Measured max errors: H=0.7 K=5: 0.95 %, K=6: 0.35 %;
-  H=0.3 needs the faster speeds of gamma_max=100 (1.3 %, 1.4 %); see the next test for 20."""
+  t in [0.1, 1] (closed form; docs/families/fbm.md). Measured max errors: H=0.7 K=5: 0.95 %,
+  K=6: 0.35 %; H=0.3 needs the faster speeds of gamma_max=100 (1.3 %, 1.4 %); see the next test for 20."""
   gamma = ft.ou_speeds(num_ou, gamma_max)
   omega = ft.optimal_weights(gamma, hurst, 1.0)
   t = np.linspace(0.1, 1.0, 19)
@@ -113,7 +113,8 @@ def test_rough_mafbm_needs_faster_speeds():
 
 def test_hurst_half_is_only_approximately_brownian():
   """H = 1/2 with K >= 1: Var(sum omega_k Y^k_1) = 0.7263 (K=1) and 0.9865 (K=2) instead of 1
-  (DESIGN §3.4, closed form); K = 0 is exact BM (the Gaussian family) and the process says so."""
+  (closed form, docs/families/fbm.md); K = 0 is exact BM (the Gaussian family) and the process says
+  so."""
   for k, ref in ((1, 0.7263), (2, 0.9865)):
     gamma = ft.ou_speeds(k, 20.0)
     omega = ft.optimal_weights(gamma, 0.5, 1.0)

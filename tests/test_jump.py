@@ -106,9 +106,10 @@ def test_mixing_densities_match_scipy_and_monte_carlo():
                   x64 - x64 * x64 / 4)
   np.testing.assert_allclose(ein, want, rtol=1e-5)
   for bt in (0.01, 1.0, 10.0):
-    f_y = lambda y: math.exp(float(quad.log_decayed_jump_density(jnp.log(y), jnp.float32(bt))))
-    f_s = lambda s: math.exp(float(quad.log_decayed_plus_fresh_density(jnp.log(s),
-                                                                       jnp.float32(bt))))
+    f_y = lambda y, bt=bt: math.exp(float(quad.log_decayed_jump_density(jnp.log(y),
+                                                                         jnp.float32(bt))))
+    f_s = lambda s, bt=bt: math.exp(float(quad.log_decayed_plus_fresh_density(jnp.log(s),
+                                                                              jnp.float32(bt))))
     lo, hi = 1e-12, 60.0
     pts = [math.exp(-bt), 1.0]
     assert integrate.quad(f_y, lo, hi, points=pts, limit=400,
@@ -116,7 +117,7 @@ def test_mixing_densities_match_scipy_and_monte_carlo():
     assert integrate.quad(f_s, lo, hi, points=pts, limit=400,
                           epsabs=1e-7, epsrel=1e-7)[0] == pytest.approx(1.0, abs=2e-5)
     for s in (0.05, 0.7, 4.0):
-      conv = integrate.quad(lambda y: f_y(y) * math.exp(-(s - y)), 0, s, limit=400,
+      conv = integrate.quad(lambda y, f_y=f_y, s=s: f_y(y) * math.exp(-(s - y)), 0, s, limit=400,
                             epsabs=1e-9, epsrel=1e-7)[0]
       assert f_s(s) == pytest.approx(conv, rel=1e-4)
   rng = np.random.default_rng(0)
@@ -286,11 +287,13 @@ def test_pure_jump_kernel_matches_closed_form_and_laplace_simulation():
   assert stats.ks_2samp(x, sim).pvalue > 1e-3
 
 
-# ---- the jump latents: the count, the slots and the law of the previous kernel --------------------
+# ---- the jump latents: the count, the slots and the law of the previous kernel ------------------
 def _arrival_time_jump_sum(key, duration, lam, cap, growth):
   """The previous kernel's compound Poisson draw (lim_jax before the inversion count), kept as a
   reference: ``cap`` arrival times ``cumsum(Exp(1))/lambda``, the count is how many fall before
-  ``duration``, and the sum is ``sum_i Z_i exp(growth (duration - tau_i))``. Returns (count, sum)."""
+  ``duration``, and the sum is ``sum_i Z_i exp(growth (duration - tau_i))``.
+
+  Returns (count, sum)."""
   k_times, k_sizes = jax.random.split(key)
   shape = duration.shape + (cap,)
   arrivals = jnp.cumsum(jax.random.exponential(k_times, shape), axis=-1) / lam
@@ -658,7 +661,10 @@ def test_samplers_with_fourier_velocity_reproduce_jump_diffusion_marginal(name, 
 
 
 # ---- training ------------------------------------------------------------------------------------
-def _tail_log_error(samples, data, levels=np.linspace(0.95, 0.995, 10)):
+TAIL_LEVELS = tuple(np.linspace(0.95, 0.995, 10))
+
+
+def _tail_log_error(samples, data, levels=TAIL_LEVELS):
   """Baule's metric: mean |log| ratio of the 0.95..0.995 quantiles of |x| (samples vs data)."""
   got = np.quantile(np.linalg.norm(samples, axis=1), levels)
   want = np.quantile(np.linalg.norm(data, axis=1), levels)
