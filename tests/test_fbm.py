@@ -91,7 +91,8 @@ def test_approximation_error_decreases_with_k(hurst):
 def test_mafbm_variance_matches_type_two_fbm(hurst, num_ou, gamma_max):
   """omega^T Sigma_YY(t) omega vs the type-II fBM variance t^{2H}/(2H Gamma(H+1/2)^2) within 2 % on
   t in [0.1, 1] (closed form; docs/families/fbm.md). Measured max errors: H=0.7 K=5: 0.95 %,
-  K=6: 0.35 %; H=0.3 needs the faster speeds of gamma_max=100 (1.3 %, 1.4 %); see the next test for 20."""
+  K=6: 0.35 %; H=0.3 needs the faster speeds of gamma_max=100 (1.3 %, 1.4 %); see the next test
+  for 20."""
   gamma = ft.ou_speeds(num_ou, gamma_max)
   omega = ft.optimal_weights(gamma, hurst, 1.0)
   t = np.linspace(0.1, 1.0, 19)
