@@ -108,6 +108,8 @@ def test_every_family_shares_config_and_differs_only_in_process():
      "gaussian: sampling.sampler"),
     (dict(nfe=[0]), "--nfe"),
     (dict(tune=["optim.learning_rate=1e-3,2e-3"], select_metric="fid"), "--select: 'fid'"),
+    (dict(tune=["optim.learning_rate=1e-3,2e-3"], select_metric="vendi",
+          config={"eval.metrics": ("sliced_wasserstein", "vendi")}), "has no direction"),
     (dict(num_seeds=0), "--seeds"),
 ])
 def test_bad_study_input_is_refused_before_training(tmp_path, kwargs, message):

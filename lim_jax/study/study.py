@@ -131,6 +131,10 @@ def run_study(base, families: str | Sequence[plan_lib.FamilySpec], num_seeds: in
   if select_metric and select_metric not in written:
     raise ValueError(f"--select: {select_metric!r} is not written by eval.metrics "
                      f"{tuple(base.eval.metrics)}; choose one of {written}")
+  if select_metric and pairs.BETTER.get(select_metric) is None:
+    raise ValueError(f"--select: {select_metric!r} has no direction (neither lower nor higher is "
+                     f"better), so no setting can be chosen by it; choose one of "
+                     f"{[m for m in written if pairs.BETTER.get(m) is not None]}")
   if tune_fields and report.get_field(base, "data.dataset") in ("array", "image_folder") and not (
       report.get_field(base, "data.validation_fraction", 0.0)):
     raise ValueError("data.validation_fraction: --tune selects on a validation split of your "
