@@ -81,8 +81,8 @@ def as_path(path: str | os.PathLike) -> epath.Path:
 def describe_error(e: BaseException) -> str:
   """One line for a storage failure, with the likely cause for the usual Cloud Storage errors."""
   first = (str(e).strip().splitlines() or [""])[0][:300]
-  if isinstance(e, OSError) and e.errno and first.startswith("[Errno"):
-    text = first  # "[Errno 30] Read-only file system: '...'" already names the kind
+  if type(e) is OSError and e.errno and first.startswith("[Errno"):
+    text = first  # a bare OSError's "[Errno 30] Read-only file system: '...'" names the kind
   else:
     text = f"{type(e).__name__}: {first}" if first else type(e).__name__
   low = text.lower()

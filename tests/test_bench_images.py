@@ -38,6 +38,7 @@ def _table_rows(stdout: str, first_cell: str) -> list[list[str]]:
 
 @pytest.mark.skipif(importlib.util.find_spec("sklearn") is None,
                     reason="bench_images needs scikit-learn (the 'bench' extra) for the digits")
+@pytest.mark.integration
 def test_bench_images_smoke(tmp_path):
   """Reference: the script's own contract (rc 0; one table row for the data and one per model,
   every FD finite and >= 0, P/R/C in [0, 1], Vendi in [1, n]) at 4 steps, 16 samples, NFE 2."""
@@ -66,6 +67,7 @@ def test_bench_images_bad_size_is_a_clear_error(tmp_path):
   assert res.returncode == 2 and "--image_size" in res.stderr, res.stderr[-2000:]
 
 
+@pytest.mark.integration
 def test_bench_unet_smoke():
   """Reference: the script's own contract (rc 0; a table with one train and one sample row per
   dtype, images/s finite and > 0) at ch 8, batch 2, NFE 2, one repeat, float32 only."""

@@ -14,9 +14,12 @@ import pathlib
 import subprocess
 import sys
 
+import pytest
+
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 
+@pytest.mark.integration
 def test_bench_student_t_tiny(tmp_path):
   """t-EDM (nu = 3) and its Gaussian limit (``edm``), 10 steps, their own sampler at 5 NFE."""
   env = dict(os.environ, JAX_PLATFORMS="cpu", JAX_DISABLE_MOST_OPTIMIZATIONS="1",

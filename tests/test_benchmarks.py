@@ -20,6 +20,8 @@ import re
 import subprocess
 import sys
 
+import pytest
+
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 BENCH = ROOT / "benchmarks"
@@ -54,6 +56,7 @@ def numbers(cells: list[str]) -> list[float]:
   return [float(v) for v in found]
 
 
+@pytest.mark.integration
 def test_bench_nfe_study_tiny(tmp_path):
   """One family, one dataset, seed 0, NFE 10, ODE and SDE: the table has one row per sampler with
   finite metrics (on-mode fraction in [0, 1], rare modes in [0, 12]), and the PNG is written to
@@ -75,6 +78,7 @@ def test_bench_nfe_study_tiny(tmp_path):
     assert png.stat().st_size < 150_000
 
 
+@pytest.mark.integration
 def test_bench_overheads_tiny():
   """MLP only, gaussian and levy: one row each, gaussian's train-step ratio printed as 1.00, all
   times finite and positive (overhead percentages may be negative: timing noise)."""
@@ -89,6 +93,7 @@ def test_bench_overheads_tiny():
       assert ratio == 1.0
 
 
+@pytest.mark.integration
 def test_bench_overheads_reference_jump_tiny(tmp_path):
   """``--reference_jump`` with a standalone copy of today's jump.py: a ``jump@ref`` row beside the
   ``jump`` row, both with finite, positive times (the before/after comparison of RESULTS.md)."""
@@ -103,6 +108,7 @@ def test_bench_overheads_reference_jump_tiny(tmp_path):
     assert min(vals[0], vals[2], vals[4], vals[5], vals[7]) > 0
 
 
+@pytest.mark.integration
 def test_bench_samplers_exact_tiny():
   """Both parts at smoke size: fbm K = 3 with euler/heun/em on the uniform_t grid and its power-3
   variant, jump's ei_ode/ei_sde on the edm grid for both cases; one row each, every cell a finite
@@ -118,6 +124,7 @@ def test_bench_samplers_exact_tiny():
       assert len(vals) == 2 and all(math.isfinite(v) and v > 0 for v in vals), row
 
 
+@pytest.mark.integration
 def test_bench_scaling_tiny():
   """Forced host devices 1 and 2 (one subprocess each): two rows, global batch = devices x the
   per-device batch (16), positive steps/s, efficiency 1.00 for one device."""
@@ -130,6 +137,7 @@ def test_bench_scaling_tiny():
   assert "forced host devices" in stdout
 
 
+@pytest.mark.integration
 def test_bench_toy_tiny():
   """bench_toy.py for gaussian at 20 steps and 64 samples: one row, ratio 1.00, rates > 0."""
   stdout = run_script("bench_toy.py", "--families=gaussian", "--steps=20", "--num_samples=64")
@@ -137,6 +145,7 @@ def test_bench_toy_tiny():
   assert float(row[2]) > 0 and row[3] == "1.00" and float(row[5]) > 0
 
 
+@pytest.mark.integration
 def test_bench_toy_quality_tiny(tmp_path):
   """bench_toy_quality.py, gaussian on sas, 20 steps, NFE 10, 64 samples: one row with a finite
   sliced W1 and tail error."""
@@ -155,6 +164,7 @@ def test_bench_stable_tiny():
   assert float(row[1]) > 0 and float(row[2]) > 0
 
 
+@pytest.mark.integration
 def test_bench_fbm_diversity_tiny(tmp_path):
   """gaussian, fbm K = 0 and one (H, K) at 20 steps: the data row and one row per model with
   finite metrics; K = 0 reproduces the gaussian row exactly (exact Brownian limit, same keys)."""

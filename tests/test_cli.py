@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 TINY = ["--config.training.num_steps=20", "--config.training.log_every=10",
@@ -22,6 +23,7 @@ def run_cli(*args, cwd=ROOT):
                         capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.integration
 def test_train_sample_eval_write_the_documented_outputs(tmp_path):
   """Reference: the output names and the resume message fixed by the README (Outputs)."""
   work = tmp_path / "run"
@@ -59,6 +61,7 @@ def test_train_sample_eval_write_the_documented_outputs(tmp_path):
   assert {"sliced_wasserstein", "mmd", "finite_fraction"} <= set(result["rows"][0])
 
 
+@pytest.mark.integration
 def test_user_errors_exit_2_with_one_line(tmp_path):
   """Bad flags, bad values, unknown names and missing files: exit code 2 and a one-line message."""
   (tmp_path / "a_file").write_text("x")

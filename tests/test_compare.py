@@ -265,6 +265,7 @@ def _records(workdir):
   return out
 
 
+@pytest.mark.integration
 def test_compare_cli_killed_mid_way_then_rerun(tmp_path):
   """Reference: scipy's t-interval of the per-seed numbers in each run's own record, and the run
   directories themselves. The study is SIGKILLed while its second run trains; the rerun skips the

@@ -57,6 +57,7 @@ def test_image_labels_travel_with_their_images():
       assert flat[key] == lab
 
 
+@pytest.mark.integration
 def test_ddpmpp_label_embedding_count_and_effect():
   """Reference: the analytic count plus the ``C x 4ch`` table; the output depends on the label."""
   cfg = dict(ch=8, ch_mult=(1, 2), num_res_blocks=1, attn_resolutions=())
@@ -97,6 +98,7 @@ def test_unlabelled_dataset_refused_before_compiling():
 
 
 @pytest.mark.parametrize("family", ["fbm", "gaussian"])
+@pytest.mark.integration
 def test_conditional_samples_land_in_their_class(family, tmp_path):
   """Reference: the nearest ring8 mode of each sample. A conditional model trained 500 steps puts
   >= 90 % of the samples of class c in mode c (an unconditional model would score 1/8 on

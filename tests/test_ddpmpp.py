@@ -120,6 +120,7 @@ def test_cifar10_param_count():
 
 
 @pytest.mark.parametrize("embedding,cfg", [("positional", TINY), ("fourier", MICRO)])
+@pytest.mark.integration
 def test_gradients_finite_and_match_finite_differences(embedding, cfg):
   """Reference: central finite differences of the loss along a random direction scaled like the
   parameters (kernels: N(0, std(kernel)^2), vectors: N(0, 0.1^2)), step 3e-3, float32. The

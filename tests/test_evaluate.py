@@ -83,6 +83,7 @@ def _check_rows(tmp_path, rows, dim):
   assert prdc.prdc(feats, feats)["recall"] == 1.0
 
 
+@pytest.mark.integration
 def test_image_eval_writes_the_metrics_with_a_given_extractor(tmp_path):
   """The image eval plumbing with a stand-in extractor (a fixed random projection of the uint8
   pixels to 16 features): ``eval/step_1.json`` holds finite fid / precision / recall / density /

@@ -21,6 +21,7 @@ PARAMS = [pytest.param(p, marks=() if p.stem.startswith("cifar10_") else pytest.
 
 
 @pytest.mark.parametrize("path", PARAMS, ids=lambda p: p.stem)
+@pytest.mark.integration
 def test_image_config_trains_and_samples(path, tmp_path):
   """Reference: the README's outputs for images (uint8 npz of the data shape, PNG grid) and
   a finite loss; the network is shrunk to ch 16, one level pair, one block."""

@@ -701,6 +701,7 @@ def _train_toy_jump(steps, batch, hidden, depth):
   return before, (float(eval_loss(params)), tail(params))
 
 
+@pytest.mark.integration
 def test_training_toy_jump_lowers_loss_and_tail_error():
   """Reference: the same network at initialisation (zero output layer, so v = 0 and the sampler
   only expands the prior by e^{bT/2}). 300 Adam steps (batch 128, 2x64 MLP) on 2e4 draws of the

@@ -11,6 +11,7 @@ import sys
 import time
 
 import numpy as np
+import pytest
 
 from test_cli import ROOT
 
@@ -47,6 +48,7 @@ def kill_when(proc, workdir: pathlib.Path, during_save: bool, min_steps: int, ti
   return False
 
 
+@pytest.mark.integration
 def test_kill_9_then_rerun_matches_uninterrupted(tmp_path):
   """Reference: the samples (a deterministic function of the final EMA parameters and the seed) of
   an uninterrupted run; after 3 kills (one during a save) the rerun gives the same samples

@@ -331,6 +331,7 @@ def _sliced_w1(x: np.ndarray, y: np.ndarray, num: int = 64) -> float:
   return float(np.mean(np.abs(px - py)))
 
 
+@pytest.mark.integration
 def test_training_toy_config_lowers_loss_and_sliced_wasserstein():
   """``configs/toy_levy.py:grid_imbalanced`` shortened to 600 steps (same model, loss, process and
   sampler; nfe 50): the loss on a fixed evaluation batch drops, and the sliced W1 of 4096 samples to

@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 WORKER = pathlib.Path(__file__).with_name("multihost_worker.py")
 
@@ -55,6 +56,7 @@ def check_two_processes_match_one(two_dir, one_dir, tmp_path):
   np.testing.assert_allclose(restored["samples"], two[0]["samples"], rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.integration
 def test_two_processes_match_one_process(tmp_path):
   """:func:`check_two_processes_match_one` with local workdirs (tests/test_gcs.py runs it with the
   shared workdir on a Cloud Storage emulator)."""

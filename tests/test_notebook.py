@@ -4,10 +4,12 @@ import pathlib
 
 import nbformat
 from nbclient import NotebookClient
+import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 
+@pytest.mark.integration
 def test_demo_notebook_executes(tmp_path, monkeypatch):
   """Executes launch/colab/demo.ipynb with nbclient; any cell error fails the test."""
   nb = nbformat.read(ROOT / "launch" / "colab" / "demo.ipynb", as_version=4)

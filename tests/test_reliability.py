@@ -7,6 +7,7 @@ from lim_jax import sample as sample_lib, train
 from test_train import params_of, tiny_config
 
 
+@pytest.mark.integration
 def test_config_mismatch_is_refused_naming_the_field(tmp_path):
   """Resuming with a different process field refuses before restoring, naming the field."""
   train.train_and_evaluate(tiny_config(num_steps=10), str(tmp_path))
@@ -16,6 +17,7 @@ def test_config_mismatch_is_refused_naming_the_field(tmp_path):
     train.train_and_evaluate(cfg, str(tmp_path))
 
 
+@pytest.mark.integration
 def test_corrupted_latest_checkpoint_falls_back_to_previous(tmp_path, caplog):
   """Truncating every file of the latest checkpoint's state makes it unreadable: the run warns
   naming both steps, resumes from the previous one and reaches the same parameters as an
@@ -38,6 +40,7 @@ def test_corrupted_latest_checkpoint_falls_back_to_previous(tmp_path, caplog):
     np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
 
 
+@pytest.mark.integration
 def test_same_seed_gives_bitwise_identical_samples(tmp_path):
   """Sampling twice from the same checkpoint with the same config gives identical bits; another
   seed gives different samples."""
@@ -65,6 +68,7 @@ def test_workdir_not_writable_is_refused_naming_the_flag(tmp_path):
       train.train_and_evaluate(tiny_config(num_steps=10), str(workdir))
 
 
+@pytest.mark.integration
 def test_disk_full_while_saving_keeps_the_last_checkpoint(tmp_path):
   """Disk full in the middle of a save (every Orbax metadata write raises ENOSPC after the array
   data are written): the run stops with :class:`CheckpointSaveError` naming the failed step and the

@@ -30,6 +30,7 @@ def params_of(state):
   return jax.tree.leaves(jax.device_get(state.params))
 
 
+@pytest.mark.integration
 def test_training_lowers_sliced_wasserstein(tmp_path, optimized):
   """Training the Gaussian model on ring8 brings the samples' sliced W1 to data near the floor.
 
@@ -54,6 +55,7 @@ def test_training_lowers_sliced_wasserstein(tmp_path, optimized):
   assert int(state.step) == 1500
 
 
+@pytest.mark.integration
 def test_resume_gives_the_same_parameters(tmp_path):
   """20 steps + restart + 20 more equals 40 uninterrupted steps (data and keys are functions of
   the step; Adam state and EMA are checkpointed).
@@ -66,6 +68,7 @@ def test_resume_gives_the_same_parameters(tmp_path):
   assert (tmp_path / "split" / "checkpoints" / "40").is_dir()
 
 
+@pytest.mark.integration
 def test_same_update_on_1_and_4_devices():
   """One train call (3 steps) of the same global batch on a 1-device and a 4-device mesh gives the
   same loss and parameters (reference: the 1-device run; allclose 1e-5 for reduction order)."""
@@ -94,6 +97,7 @@ def test_same_update_on_1_and_4_devices():
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.integration
 def test_nonfinite_batch_is_skipped_and_stops(tmp_path, monkeypatch):
   """A NaN in the data makes the loss non-finite: the update is skipped (parameters unchanged) and
   the ``stop`` policy raises NonFiniteError at the next boundary, naming the policy."""
