@@ -261,6 +261,7 @@ def test_fir_resampling_matches_scipy_upfirdn():
   np.testing.assert_allclose(layers.downsample_fir(ones)[0, 1:-1, 1:-1], 1.0, atol=1e-6)
 
 
+@pytest.mark.integration
 def test_ncsnpp_shape_and_param_count():
   """Reference: :func:`param_count_analytic` with the pyramid convolutions added by hand; the
   registry's ``ncsnpp`` defaults (FIR, residual pyramid, Fourier) build that network; output

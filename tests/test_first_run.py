@@ -243,7 +243,9 @@ def _run(case: Case, tmp_path: pathlib.Path, good: pathlib.Path, cmd: list[str] 
   return cwd, runs
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+@pytest.mark.parametrize("case", [
+    pytest.param(c, marks=pytest.mark.integration) if c.name == "toy_first_run" else c
+    for c in CASES], ids=[c.name for c in CASES])  # toy_first_run trains twice: ~1 min
 def test_first_run_case(case: Case, tmp_path, tiny_cifar10):
   """Exit code and last line of the row; no traceback; the first log line names the workdir (the
   default ``runs/<config file stem>`` when none is given); user errors compile nothing; a rerun
