@@ -151,18 +151,27 @@ def run_jump(args) -> str:
               f"exact one ({true:.4g}); {n} samples, se {se:.3f}", "",
               "| sampler | grid | " + " | ".join(f"{m} NFE" for m in nfes) + " |",
               "|---|---|" + "---|" * len(nfes)]
-    for name in names:
-      for grid, power in grids:
-        cells = []
-        for nfe in nfes:
-          smp = samplers.make_sampler(proc, apply_fn, name, nfe, grid=grid, time_power=power)
-          x = np.asarray(smp.sample(None, jax.random.PRNGKey(0), (n, 1)))[:, 0]
-          ok = np.isfinite(x)
-          cells.append(f"{_scale(x[ok], case) / true:.3f}" if ok.all() else "nan")
-        lines.append(f"| `{name}` | {grid} | " + " | ".join(cells) + " |")
-        print(lines[-1], flush=True)
-    lines.append("")
+
+    def cell(name, grid, power, nfe, proc=proc, apply_fn=apply_fn, case=case, true=true):
+      smp = samplers.make_sampler(proc, apply_fn, name, nfe, grid=grid, time_power=power)
+      x = np.asarray(smp.sample(None, jax.random.PRNGKey(0), (n, 1)))[:, 0]
+      return f"{_scale(x, case) / true:.3f}" if np.isfinite(x).all() else "nan"
+
+    lines += _table_rows(names, grids, nfes, cell)
   return "\n".join(lines)
+
+
+def _table_rows(names, grids, nfes, cell) -> list[str]:
+  """One Markdown row per (sampler, grid): ``cell(name, grid, power, nfe)`` per NFE, printed as
+  it is made; then a blank line."""
+  rows = []
+  for name in names:
+    for grid, power in grids:
+      cells = [cell(name, grid, power, nfe) for nfe in nfes]
+      label = grid if power == 1.0 else f"{grid} p={power:g}"
+      rows.append(f"| `{name}` | {label} | " + " | ".join(cells) + " |")
+      print(rows[-1], flush=True)
+  return rows + [""]
 
 
 # ---- fbm ----------------------------------------------------------------------------------------
@@ -224,21 +233,18 @@ def run_fbm(args) -> str:
               f"{r_lo:.2g} to {r_hi:.2g}); {n} x 2 samples, se {math.sqrt(2 / (2 * n)):.3f}", "",
               "| sampler | grid | " + " | ".join(f"{m} NFE" for m in nfes) + " |",
               "|---|---|" + "---|" * len(nfes)]
-    for name in names:
-      for grid, power in grids:
-        cells = []
-        for nfe in nfes:
-          try:
-            ratio = fbm_variance_ratio(proc, name, nfe, grid, power, n)
-            cells.append("nan" if not math.isfinite(ratio) else
-                         (f"{ratio:.3f}" if ratio < 100 else f"{ratio:.2e}"))
-          except ValueError as err:  # a sampler the grid/nfe cannot serve
-            cells.append("-")
-            print(f"# {name} {grid} {nfe}: {err}")
-        label = grid if power == 1.0 else f"{grid} p={power:g}"
-        lines.append(f"| `{name}` | {label} | " + " | ".join(cells) + " |")
-        print(lines[-1], flush=True)
-    lines.append("")
+
+    def cell(name, grid, power, nfe, proc=proc):
+      try:
+        ratio = fbm_variance_ratio(proc, name, nfe, grid, power, n)
+      except ValueError as err:  # a sampler the grid/nfe cannot serve
+        print(f"# {name} {grid} {nfe}: {err}")
+        return "-"
+      if not math.isfinite(ratio):
+        return "nan"
+      return f"{ratio:.3f}" if ratio < 100 else f"{ratio:.2e}"
+
+    lines += _table_rows(names, grids, nfes, cell)
   return "\n".join(lines)
 
 

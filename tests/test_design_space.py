@@ -27,6 +27,8 @@ def make_process(family: str, **fields):
   config_lib.set_family(cfg, family, **fields)
   if family == "jump":
     cfg.process.t_max = 10.0
+  if family == "student_t":
+    cfg.sampling.sampler = "edm_heun"  # it has no ei_sde (the default config's sampler)
   return config_lib.validate(cfg)
 
 
@@ -281,6 +283,41 @@ def test_point_mass_denoiser_is_exact(parameterization):
     net = precondition.wrap(proc, lambda p, z, c, **kw: f_all, precond)  # noqa: B023
     out = net(None, pert.model_input, t)
     np.testing.assert_allclose(proc.denoise(pert.model_input, t, out), 0.0, atol=1e-4)
+
+
+JUMP_VELOCITY_HEAD = pytest.mark.xfail(strict=True, reason=(
+    "jump keeps its velocity head in denoiser units (median |F| 4.3 at r = 30): predicted "
+    "directly, its frozen-velocity ei_ode diverged on sas (tail error 0.21 -> 4.2, one seed); "
+    "docs/families/jump.md"))
+
+
+@pytest.mark.parametrize("family", [f if f != "jump" else pytest.param(f, marks=JUMP_VELOCITY_HEAD)
+                                    for f in FAMILIES + ("student_t",)])
+def test_preconditioned_targets_stay_unit_scale_at_every_noise_level(family):
+  """The ``F`` target of every head (the residual the ``edm`` loss sees at ``F = 0``) stays of
+  unit scale from ``r = 0.1`` to ``r = 30``: for Gaussian data of std ``sigma_data`` and Gaussian
+  noise a denoiser head's ``F`` target is exactly ``N(0, 1)`` (EDM's design, median ``|F|`` 0.67);
+  the auxiliary heads are predicted directly in units of unit noise. Bound: median ``|F|`` < 1.5
+  (4096 x 2 draws; the median's standard error is ~1 %, heavy tails do not move a median). Mapped
+  like a denoiser head, the mixture's score head gave median ``|F|`` ~ 8 at ``r = 30``."""
+  fields = {"levy": dict(alpha=1.7), "mixture": dict(mixture_weights=(0.9, 0.1),
+                                                     mixture_scales=(1.0, 3.0))}.get(family, {})
+  proc = make_process(family, **fields)
+  precond = precondition.Preconditioning("edm", sigma_data=1.0, bound_input=proc.heavy_tailed)
+  n = 4096
+  x0 = jax.random.normal(jax.random.PRNGKey(1), (n, 2))
+  lo, hi = proc.sampling_noise_range()
+  for r_value in (0.1, 1.0, 3.0, 30.0):
+    r_value = min(max(r_value, 1.01 * lo), 0.99 * hi)
+    t = proc.time_at_noise_level(jnp.full((n,), r_value))
+    pert = proc.perturb(jax.random.PRNGKey(2), x0, t)
+    zeros = jnp.zeros(pert.target.shape)
+    net = precondition.wrap(proc, lambda p, z, c, **kw: zeros, precond)  # noqa: B023
+    out = net(None, pert.model_input, t)
+    f = precondition.normalized_residual(proc, precond, t, out, pert.target)
+    for h, f_h in enumerate(jnp.split(f, proc.num_outputs, axis=-1)):
+      med = float(jnp.median(jnp.abs(f_h)))
+      assert med < 1.5, (family, h, r_value, med)
 
 
 # ---- validation ----------------------------------------------------------------------------------

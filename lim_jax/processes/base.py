@@ -198,6 +198,16 @@ class Process(abc.ABC):
     """Per-head ``k_h`` with ``channel / gamma = x0 + (r / k_h) n_h`` (1 for unit-scale noise)."""
     return (1.0,) * self.num_outputs
 
+  @property
+  def denoiser_heads(self) -> tuple[bool, ...]:
+    """Per head: True where ``D_h = channel/gamma - (r / k_h) n_h`` is a denoiser (the head's
+    target is the noise itself), False for an auxiliary head whose target is another function of
+    the noise (the mixture's score head, the jump's velocity head). Under the ``x0``/``edm``
+    parameterisations an auxiliary head is predicted directly, ``n_h = k_h F_h``
+    (:func:`lim_jax.precondition.wrap`): mapped like a denoiser, its ``F`` target would grow
+    linearly in ``r``."""
+    return (True,) * self.num_outputs
+
   @abc.abstractmethod
   def signal_scale(self, t: Array) -> Array:
     """``gamma(t)`` ``(B,)``: the data's scale inside the network channel at time ``t``."""

@@ -201,6 +201,11 @@ class MixtureProcess(base.ScheduledProcess):
       return (1.0 / self.active_scales[0],)
     return (1.0 / self.kappa_rms, 1.0)
 
+  @property
+  def denoiser_heads(self) -> tuple[bool, ...]:
+    """The score head's target ``noise * sum_k r_k / kappa_k^2`` is not the noise: auxiliary."""
+    return (True,) if self.num_outputs == 1 else (False, True)
+
   # ---- mixture latents -----------------------------------------------------------------------
   def sample_scales(self, key: base.PRNGKey, shape: tuple[int, ...]) -> Array:
     """Draws ``kappa`` for data of ``shape = (B, *data_shape)``.
