@@ -67,8 +67,11 @@ def is_transient(e: BaseException) -> bool:
     status = getattr(e, "status", None)
     return status is None or status in _TRANSIENT_HTTP
   text = str(e)
-  if f"os_error_code={errno.ENOSPC}" in text or f"os_error_code={errno.EDQUOT}" in text:
-    return False  # a full local disk (TensorStore says RESOURCE_EXHAUSTED) does not heal itself
+  if any(f"os_error_code={n}" in text or os.strerror(n) in text
+         for n in (errno.ENOSPC, errno.EDQUOT)):
+    # A full local disk (TensorStore says RESOURCE_EXHAUSTED, with the errno or, in newer
+    # versions, only its text "No space left on device") does not heal itself.
+    return False
   return text.lstrip().startswith(_TRANSIENT_STATUS)
 
 

@@ -19,6 +19,7 @@ full disk).
 from __future__ import annotations
 
 import errno
+import logging as std_logging
 import os
 
 from absl import app, flags, logging
@@ -119,6 +120,9 @@ def main(argv: list[str]) -> None:
   except train.NonFiniteError as e:
     _failure(f"training stopped: {e}")
   except checkpoint.CheckpointSaveError as e:
+    # Orbax's failed background writes are garbage-collected at exit, where asyncio would log each
+    # as "Task exception was never retrieved" with a traceback after this line: it is reported.
+    std_logging.getLogger("asyncio").disabled = True
     _failure(f"training stopped: {e}")
   except OSError as e:
     _storage_error(e, workdir)

@@ -80,7 +80,9 @@ def as_path(path: str | os.PathLike) -> epath.Path:
 
 def describe_error(e: BaseException) -> str:
   """One line for a storage failure, with the likely cause for the usual Cloud Storage errors."""
-  first = (str(e).strip().splitlines() or [""])[0][:300]
+  first = (str(e).strip().splitlines() or [""])[0]
+  if len(first) > 300:  # keep the end too: that is where the OS reason ("No space left ...") is
+    first = f"{first[:200]} ... {first[-100:]}"
   if type(e) is OSError and e.errno and first.startswith("[Errno"):
     text = first  # a bare OSError's "[Errno 30] Read-only file system: '...'" names the kind
   else:

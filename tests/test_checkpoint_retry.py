@@ -13,6 +13,7 @@ import pytest
 from etils import epath
 
 from lim_jax import checkpoint as ckpt_lib
+from lim_jax import storage
 
 CONFIG = {"model": {"name": "mlp"}, "process": {}, "data": {}}
 
@@ -97,3 +98,18 @@ def test_transient_classification():
   forbidden = type("HttpError", (Exception,), {})("Forbidden")
   forbidden.code = 403
   assert not ckpt_lib.is_transient(forbidden)
+  # A full local disk as TensorStore reports it (older: os_error_code=28; tensorstore 0.1.7x:
+  # quoted, after the OS text); RESOURCE_EXHAUSTED alone (a quota or rate limit) is transient.
+  for text in ('RESOURCE_EXHAUSTED: Error writing local file "/x": [os_error_code=28]',
+               'RESOURCE_EXHAUSTED: Error writing "k" in OCDBT database at local file "/x": Failed '
+               "to write 519 bytes to file 13: No space left on device [os_error_code='28']"):
+    assert not ckpt_lib.is_transient(ValueError(text)), text
+  assert ckpt_lib.is_transient(ValueError("RESOURCE_EXHAUSTED: rate limit"))
+
+
+def test_describe_error_keeps_the_end_of_a_long_message():
+  """The OS reason sits at the end of TensorStore's long one-line messages."""
+  long = ValueError("RESOURCE_EXHAUSTED: Error writing " + "d/" * 300 + ": No space left on device")
+  text = storage.describe_error(long)
+  assert len(text) < 340 and text.endswith("No space left on device")
+  assert text.startswith("ValueError: RESOURCE_EXHAUSTED: Error writing")

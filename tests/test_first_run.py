@@ -33,13 +33,15 @@ import tensorflow_datasets as tfds
 from PIL import Image
 
 from lim_jax import checkpoint as ckpt_lib
-from lim_jax import config_lib, image_data, main, train
+from lim_jax import config_lib, image_data, main, own_data, samplers, train
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 CONFIGS = sorted((ROOT / "configs").glob("*.py"))
 IMAGE_CONFIGS = [p for p in CONFIGS if image_data.is_image_dataset(
     config_lib.load_file(p).data.dataset)]
-TOY_CONFIGS = [p for p in CONFIGS if p not in IMAGE_CONFIGS]
+# configs/own_data.py needs data.path (tests/test_own_data.py trains it).
+TOY_CONFIGS = [p for p in CONFIGS if p not in IMAGE_CONFIGS
+               and config_lib.load_file(p).data.dataset not in own_data.OWN_DATASETS]
 CIFAR10_VERSION = str(tfds.builder_cls("cifar10").VERSION)
 MNIST_VERSION = str(tfds.builder_cls("mnist").VERSION)
 # A toy run small enough to compile and sample in seconds.
@@ -295,8 +297,8 @@ def test_disk_full_at_the_first_checkpoint_is_one_line_and_exit_1(tmp_path, tiny
   assert r.returncode == 1, r.stderr[-3000:]
   last = r.stderr.strip().splitlines()[-1]
   assert re.search(r"^lim_jax: training stopped: saving the checkpoint of step 1 to \S+ failed: "
-                   r"RESOURCE_EXHAUSTED: .*No space left on device.* The last complete checkpoint "
-                   r"is none; free space", last), last
+                   r"(ValueError: )?RESOURCE_EXHAUSTED: .*No space left on device.* The last "
+                   r"complete checkpoint is none; free space", last), last
 
 
 def test_tensorstore_write_failures_are_checkpoint_save_errors(tmp_path, monkeypatch):
@@ -333,7 +335,9 @@ def _tiny_toy(config):
   tr.num_steps, tr.log_every, tr.checkpoint_every, tr.steps_per_call, tr.batch_size = 1, 1, 1, 1, 8
   config.model.hidden, config.model.depth = 8, 1
   sp = config.sampling
-  sp.nfe, sp.num_samples, sp.batch_size = 2 * (2 if sp.sampler in ("heun", "pc") else 1), 8, 8
+  sp.nfe = max(2 * (2 if sp.sampler in ("heun", "pc") else 1),
+               samplers.min_nfe(sp.sampler, sp.get("final_denoise", False)))
+  sp.num_samples, sp.batch_size = 8, 8
   return config
 
 
