@@ -19,7 +19,8 @@ with the bounded input, the rho = 7 grid in the noise level, clip 10). Parts:
 * ``choice``: the allocation choice (``uniform_t`` / ``lognormal`` / ``loguniform``) under the
   shared parameterisation and grid, for every family on ``sas``, ``grid_imbalanced`` and ``moons``,
   scored by sliced W1 at 35 NFE (generic Heun on the rho grid + final denoise) and at 200 NFE of
-  the family's ``ei_sde``, mean +- std over ``--seeds``;
+  the family's ``ei_ode`` (every family has it; student_t has no ``ei_sde``), mean +- std over
+  ``--seeds``;
 * ``edm``: ``configs/toy_edm.py`` on ``moons`` and ``ring8``, sliced W1 at 35 (Heun, rho grid) vs
   255 NFE, against the VP score SDE (``toy_gaussian.py`` in the paper design) sampled with
   ``ei_sde`` at 200 NFE after the same training budget, over ``--seeds``.
@@ -205,7 +206,7 @@ def part_choice(args) -> list[dict]:
           cfg.training.noise_levels = alloc
           wd = os.path.join(args.out, "runs", f"choice_{dataset}_{family}_{alloc}_{seed}")
           scores = train_and_score(cfg, wd, [("heun@35", "heun", 35, "edm", True),
-                                             ("ei_sde@200", "ei_sde", 200, "edm", True)],
+                                             ("ei_ode@200", "ei_ode", 200, "edm", True)],
                                    args.num_samples)
           rows.append(dict(seed=seed, dataset=dataset, family=family, allocation=alloc,
                            **scores))
@@ -214,7 +215,7 @@ def part_choice(args) -> list[dict]:
 
 
 def table_choice(rows) -> str:
-  lines = ["| dataset | family | " + " | ".join(f"{a}: heun@35 / ei_sde@200" for a in ALLOCATIONS)
+  lines = ["| dataset | family | " + " | ".join(f"{a}: heun@35 / ei_ode@200" for a in ALLOCATIONS)
            + " |", "|---|---|" + "---|" * len(ALLOCATIONS)]
   for dataset in DATASETS:
     for family in FAMILIES:
@@ -226,7 +227,7 @@ def table_choice(rows) -> str:
           cells.append("-")
           continue
         parts = []
-        for k in ("heun@35", "ei_sde@200"):
+        for k in ("heun@35", "ei_ode@200"):
           v = np.array([r[k] for r in sel], float)
           parts.append(f"{np.nanmean(v):.3f} ± {np.nanstd(v):.3f}")
         cells.append(" / ".join(parts))
