@@ -9,15 +9,16 @@ where ``gamma(t)`` is :meth:`Process.signal_scale`, ``r = r(t)`` the shared nois
 own (native) units, with the per-head constant ``k_h`` of :meth:`Process.head_units`. For the noise
 head of a location-scale family ``n_h`` *is* the noise (levy: ``k = sqrt(2)``, since its
 ``alpha = 2`` noise is ``N(0, 2 I)``), so ``D_h = y - (r / k_h) n_h`` is the denoiser and its
-conditional mean is ``E[x0 | x_t]``. Auxiliary heads, whose target is another function of the
-noise (the mixture's score head, the jump's velocity head; ``Process.denoiser_heads`` False), are
-*not* mapped that way: ``D_h = y - (r/k_h) n_h`` is then no denoiser, and its ``F`` target
-``((1 - c_skip) y - (r/k_h) n_h)/c_out`` grows linearly in ``r`` (rms 72 at ``r = 100`` for the
-mixture's score head, 89 for the jump's velocity head, against ~2.7 for a denoiser head on the
+conditional mean is ``E[x0 | x_t]``. Auxiliary heads (``Process.denoiser_heads`` False: the
+mixture's score head, whose target is another function of the noise) are *not* mapped that way:
+``D_h = y - (r/k_h) n_h`` is then no denoiser, and its ``F`` target ``((1 - c_skip) y - (r/k_h)
+n_h)/c_out`` grows linearly in ``r`` (rms 72 at ``r = 100`` against ~2.7 for a denoiser head on the
 ``sas`` data), so a rare high-noise draw dominated the shared network's loss and spoiled the
 denoiser head the deterministic samplers read. They are predicted directly from the preconditioned
-input, ``n_h = k_h F_h`` (unit scale), with unit loss weight on ``F_h``. Both maps are affine and
-invertible for fixed ``(y, r)``, so neither changes a minimiser.
+input, ``n_h = k_h F_h`` (unit scale), with unit loss weight on ``F_h``. The jump's velocity head
+has the same growth but stays in the denoiser map: its frozen-velocity ``ei_ode`` reads that head
+alone and needs the skip term's ``y/r`` baseline (docs/families/jump.md §5). Both maps are affine
+and invertible for fixed ``(y, r)``, so neither changes a minimiser.
 
 ``model.parameterization`` (Karras et al. 2022, "Elucidating the design space of diffusion-based
 generative models" (EDM), Table 1 and §5):
