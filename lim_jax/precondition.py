@@ -147,21 +147,23 @@ def validate(model_cfg) -> None:
     raise ValueError(f"model.input_bound_margin must be a finite number > 0, got {m!r}")
 
 
+def _over_heads(values, like: Array) -> Array:
+  """One value per head, repeated over that head's part of the concatenated last axis of
+  ``like``."""
+  values = jnp.asarray(values)
+  return jnp.repeat(values, like.shape[-1] // values.shape[0])
+
+
 def _head_scale(process: Process, like: Array) -> Array:
   """The per-head ``k_h`` broadcast over the concatenated last axis of ``like``."""
-  units = jnp.asarray(process.head_units, like.dtype)
-  per_head = like.shape[-1] // units.shape[0]
-  return jnp.repeat(units, per_head)
+  return _over_heads(jnp.asarray(process.head_units, like.dtype), like)
 
 
 def _direct_heads(process: Process, like: Array) -> Array | None:
   """Boolean mask over the last axis of ``like``: True on auxiliary (directly predicted) heads;
   None when every head is a denoiser head."""
   heads = process.denoiser_heads
-  if all(heads):
-    return None
-  per_head = like.shape[-1] // len(heads)
-  return jnp.repeat(jnp.asarray([not h for h in heads]), per_head)
+  return None if all(heads) else _over_heads([not h for h in heads], like)
 
 
 def wrap(process: Process, apply_fn: ApplyFn, precond: Preconditioning) -> ApplyFn:

@@ -37,11 +37,11 @@ from lim_jax import config_lib, image_data, main, own_data, samplers, train
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 CONFIGS = sorted((ROOT / "configs").glob("*.py"))
-IMAGE_CONFIGS = [p for p in CONFIGS if image_data.is_image_dataset(
-    config_lib.load_file(p).data.dataset)]
+_DATASETS = {p: config_lib.load_file(p).data.dataset for p in CONFIGS}
+IMAGE_CONFIGS = [p for p in CONFIGS if image_data.is_image_dataset(_DATASETS[p])]
 # configs/own_data.py needs data.path (tests/test_own_data.py trains it).
 TOY_CONFIGS = [p for p in CONFIGS if p not in IMAGE_CONFIGS
-               and config_lib.load_file(p).data.dataset not in own_data.OWN_DATASETS]
+               and _DATASETS[p] not in own_data.OWN_DATASETS]
 CIFAR10_VERSION = str(tfds.builder_cls("cifar10").VERSION)
 MNIST_VERSION = str(tfds.builder_cls("mnist").VERSION)
 # A toy run small enough to compile and sample in seconds.

@@ -202,7 +202,8 @@ class Process(abc.ABC):
   def denoiser_heads(self) -> tuple[bool, ...]:
     """Per head: True where ``D_h = channel/gamma - (r / k_h) n_h`` is a denoiser (the head's
     target is the noise itself), False for an auxiliary head whose target is another function of
-    the noise (the mixture's score head, the jump's velocity head). Under the ``x0``/``edm``
+    the noise (the mixture's score head; the jump's velocity head is one too but stays True,
+    docs/families/jump.md §5). Under the ``x0``/``edm``
     parameterisations an auxiliary head is predicted directly, ``n_h = k_h F_h``
     (:func:`lim_jax.precondition.wrap`): mapped like a denoiser, its ``F`` target would grow
     linearly in ``r``."""
