@@ -186,7 +186,7 @@ def test_mixture_quadrature_matches_float64_adaptive_quadrature(dim, tol):
   """Reference: scipy.integrate.quad in float64 (breakpoints around the integrand's peak, relative
   tolerance 1e-12). Cases: b t in {1e-4, 0.3, 10}, omega in {0, 1e-5, 1}, ref - omega in {1e-6,
   0.3, 2}, rho at the 1e-6, 0.5 and 1 - 1e-6 chi^2_d quantiles (every third of the 81), the three
-  mixing densities and a = d/2, d/2 + 1, at the default 5 nodes on each of the 26 panels.
+  mixing densities and a = d/2, d/2 + 1, at the default 5 nodes on each of the 23 panels.
   Tolerance 1e-5 relative (the documented bound); 2e-5 at d = 3072, where float32 rounding of
   exponents of size ~d/2 alone reaches 1e-5 (measured on all 81 cases: 2.5e-6, 2.6e-6, 4.3e-6 and
   9.8e-6 for d = 1, 2, 16, 3072; the previous 3-panel rule with 128 nodes: 3.8e-6 .. 9.8e-6)."""
