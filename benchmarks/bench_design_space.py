@@ -258,16 +258,19 @@ def part_edm(args) -> list[dict]:
 
 
 def table_edm(rows) -> str:
-  lines = ["| dataset | EDM heun@35 | EDM heun@255 | 35 vs 255 | VP score SDE ei_sde@200 |",
-           "|---|---|---|---|---|"]
+  from lim_jax.study import stats  # pylint: disable=g-import-not-at-top
+  lines = ["| dataset | EDM heun@35 | EDM heun@255 | 35 vs 255 | VP score SDE ei_sde@200 "
+           "| EDM@35 - VP@200, paired [95 % CI] |", "|---|---|---|---|---|---|"]
   for dataset in ("moons", "ring8"):
     sel = [r for r in rows if r["dataset"] == dataset]
     if not sel:
       continue
     a, b, c = (np.array([r[k] for r in sel]) for k in ("edm_heun35", "edm_heun255",
                                                          "vp_ei_sde200"))
+    diff = stats.t_interval(a - c)  # seed i of both designs shares data and evaluation keys
     lines.append(f"| {dataset} | {a.mean():.4f} ± {a.std():.4f} | {b.mean():.4f} ± {b.std():.4f} "
-                 f"| {100 * (a.mean() / b.mean() - 1):+.1f} % | {c.mean():.4f} ± {c.std():.4f} |")
+                 f"| {100 * (a.mean() / b.mean() - 1):+.1f} % | {c.mean():.4f} ± {c.std():.4f} "
+                 f"| {diff.mean:+.4f} [{diff.low:+.4f}, {diff.high:+.4f}] |")
   return "\n".join(lines)
 
 

@@ -31,12 +31,11 @@ difference over seeds (seed i of both families shares data, reference and keys):
   worse;
 * **inconclusive**: otherwise (too few seeds for the effect, or mixed).
 
-Budgets. Default (CPU; estimated at under 30 minutes on 2 idle cores from RESULTS.md's toy
-throughput, 100-170 steps/s at batch 512, and bench_images' ~2 minutes per 8x8 model including
-its compilation: 24 toy runs of ~35 s including compilation, sampling and metrics, 8 digits runs of
-~1.5 minutes; later seeds of a family load their compiled programs from ``OUT/jax_cache``; the
-smoke run took 17 CPU-minutes, mostly U-Net compilation): toy 2000 steps, batch 512, 3 seeds,
-NFE 10/35/100, 2000 evaluation samples; digits 300 steps, 2 seeds, NFE 10/35/100, 500 samples.
+Budgets. Default (CPU; measured: 836 s on 2 idle cores, grid 204 s, sas 149 s, digits 472 s with
+the feature CNN, ~70 s per digits run; later seeds of a family load their compiled programs from
+``OUT/jax_cache``; benchmarks/RESULTS.md, "Verdicts per paper claim"): toy 2000 steps, batch
+512, 3 seeds, NFE 10/35/100, 2000 evaluation samples; digits 300 steps, 2 seeds, NFE 10/35/100,
+500 samples.
 ``--full``: toy 8000 steps, 5 seeds, NFE 10/20/50/100/200, 4096 samples; digits 4000 steps, 5
 seeds, 1000 samples. ``--smoke``: 30 steps, 2 seeds, NFE 4/8, 128 samples (a check that everything
 runs, not evidence). Studies resume: rerun the same command after an interruption.
