@@ -59,6 +59,8 @@ class MetricWriter:
       self._path.parent.mkdir(parents=True, exist_ok=True)
     if tensorboard:
       from tensorboardX import SummaryWriter  # optional heavy import, only when TB is wanted
+      if self._remote:
+        _gcs_event_files_close_once()
       self._tb = SummaryWriter(logdir=str(self._path.parent))
 
   def write(self, step: int, scalars: Mapping[str, float]) -> None:
@@ -121,6 +123,40 @@ class MetricWriter:
     if self._tb is not None:
       self._tb.close()
       self._tb = None
+
+  def close_quietly(self) -> None:
+    """:meth:`close` on a failure path: an error while closing is logged, not raised, so it
+    cannot hide the error that stopped the run."""
+    try:
+      self.close()
+    except Exception as err:  # noqa: BLE001 -- the original error is being raised
+      logging.warning("metrics not closed cleanly: %s", err)
+      self._tb = None
+
+
+def _gcs_event_files_close_once() -> None:
+  """Makes tensorboardX's ``gs://`` event-file writer close once.
+
+  ``tensorboardX.record_writer.GCSRecordWriter.close`` uploads the whole event file and its
+  ``__del__`` calls ``close`` again, so every writer re-uploads at garbage collection or
+  interpreter exit, after :meth:`MetricWriter.close`; when the bucket is unreachable by then (a
+  finished job's network, a stopped emulator) that upload retries for 120 s before the process
+  can exit. Patched in place (idempotent): ``close`` does nothing after a successful close; a
+  close that failed is retried by ``__del__`` as before.
+  """
+  from tensorboardX import record_writer  # pylint: disable=g-import-not-at-top
+  cls = getattr(record_writer, "GCSRecordWriter", None)
+  if cls is None or getattr(cls, "_lim_jax_close_once", False):
+    return
+  upload = cls.close
+
+  def close(self) -> None:
+    if not getattr(self, "_lim_jax_closed", False):
+      upload(self)
+      self._lim_jax_closed = True
+
+  cls.close = close
+  cls._lim_jax_close_once = True
 
 
 def _step_of(row: str) -> int | None:

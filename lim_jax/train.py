@@ -185,12 +185,23 @@ def train_and_evaluate(config, workdir: str) -> TrainState:
   """
   # ---- setup ---------------------------------------------------------------------------------
   process = config_lib.validate(config)
-  tr = config.training
   mesh = parallel.make_mesh()
   prepare_workdir(workdir)
   if jax.process_index() == 0:
     storage.write_text(os.path.join(workdir, "config.json"), config_lib.to_json(config))
   writer = MetricWriter(workdir)
+  try:
+    return _train(config, workdir, process, mesh, writer)
+  except BaseException:
+    # Close the metric files now, while their storage is still reachable: an unclosed
+    # TensorBoard writer on gs:// retries its final flush for 120 s at interpreter exit.
+    writer.close_quietly()
+    raise
+
+
+def _train(config, workdir: str, process, mesh, writer: MetricWriter) -> TrainState:
+  """:func:`train_and_evaluate` after its setup; the caller closes ``writer`` on failure."""
+  tr = config.training
   log(f"lim_jax: {process.describe()}")
   log(f"devices: {jax.device_count()} ({jax.devices()[0].platform}) over "
       f"{jax.process_count()} process(es); global batch {tr.batch_size}")

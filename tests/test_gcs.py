@@ -20,6 +20,7 @@ Run with ``python -m pytest -m gcs`` (``.ci/run`` does, as its second step).
 
 from __future__ import annotations
 
+import gc
 import importlib.util
 import json
 import os
@@ -421,6 +422,29 @@ def test_metrics_on_object_storage_flush_whole_objects(gcs):
   w.close()
   rows = jsonl_rows(gcs.read("metrics/metrics.jsonl").decode())
   assert [(r["step"], r["train/loss"]) for r in rows] == [(10, 1.0), (20, 2.0), (30, 3.5)]
+
+
+def test_tensorboard_event_file_on_gcs_is_uploaded_once_at_close(gcs):
+  """tensorboardX's gs:// record writer re-uploads its whole event file every time ``close`` runs,
+  and its ``__del__`` runs it again after :meth:`MetricWriter.close`; with the bucket gone by then
+  (a stopped emulator, a finished job) that upload retried 120 s before the process could exit.
+  Reference: the event object's generation, unchanged by the writer's second ``close`` (what
+  ``__del__`` calls); on the unpatched class it changes."""
+  from tensorboardX import record_writer  # pylint: disable=g-import-not-at-top
+  w = MetricWriter(f"gs://{BUCKET}/tb_once", tensorboard=True)
+  w.write(1, {"train/loss": 1.0})
+  w.close()
+  events = [p for p in gcs.fs.ls(f"{BUCKET}/tb_once") if "tfevents" in p]
+  assert len(events) == 1
+  gcs.fs.invalidate_cache()
+  before = gcs.fs.info(events[0])["generation"]
+  ours = [o for o in gc.get_objects() if isinstance(o, record_writer.GCSRecordWriter)
+          and "tb_once" in o.path]
+  assert ours
+  for o in ours:
+    o.close()  # what GCSRecordWriter.__del__ does
+  gcs.fs.invalidate_cache()
+  assert gcs.fs.info(events[0])["generation"] == before
 
 
 def test_two_processes_share_a_gcs_workdir(gcs, tmp_path):
