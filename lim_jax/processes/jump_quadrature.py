@@ -295,19 +295,16 @@ def quadrature_panels(rho: Array, omega: Array, ref: Array, bt: Array, dim: int)
 _SERIES_MIN_A = 8.0  # below this exponent log(var/ref) needs no cancellation-free series
 
 
-def _log_gauss_factor(z: Array, omega: Array, ref: Array, rho: Array,
-                      exponents: tuple[float, ...]) -> tuple[Array, ...]:
-  """``log[(ref/var)^{a - d/2} N(u; 2c var)/N(u; 2c ref)]`` for each static ``a`` of
-  ``exponents``, at nodes ``z`` (:class:`GaussRatio`). For ``a < 8`` the direct form
-  ``-a log(var/ref) + (rho/2) w`` loses at most ``a`` ulps of ``log(var/ref)`` (below 1e-6), so the
-  series (20 flops and 2 divisions a node) is only evaluated for larger ``a``."""
-  if max(exponents) < _SERIES_MIN_A:
+def _log_gauss_factor(z: Array, omega: Array, ref: Array, rho: Array, a: float) -> Array:
+  """``log[(ref/var)^{a - d/2} N(u; 2c var)/N(u; 2c ref)]`` for a static ``a`` at nodes ``z``
+  (:class:`GaussRatio`). For ``a < 8`` the direct form ``-a log(var/ref) + (rho/2) w`` loses at
+  most ``a`` ulps of ``log(var/ref)`` (below 1e-6), so the series (20 flops and 2 divisions a
+  node) is only evaluated for larger ``a``."""
+  if a < _SERIES_MIN_A:
     var = z + omega
     w = (z - (ref - omega)) / var
-    log_vr = jnp.log(var / ref)
-    return tuple(-a * log_vr + 0.5 * rho * w for a in exponents)
-  ratio = gauss_ratio(z, omega, ref)
-  return tuple(ratio.log_ratio(rho, a) for a in exponents)
+    return -a * jnp.log(var / ref) + 0.5 * rho * w
+  return gauss_ratio(z, omega, ref).log_ratio(rho, a)
 
 
 def _jump_factors(k_z: Array, log_k_z: Array, need_ein: bool) -> tuple[Array, Array | None]:
@@ -384,7 +381,7 @@ def log_mixture_integrals(requests: tuple[tuple[str, float], ...], panels: Panel
   k_z = jnp.exp(col(log_k)) * z
   omega_c, ref_c = col(omega), col(ref)
   a_top = max(a for _, a in requests)
-  (gauss_top,) = _log_gauss_factor(z, omega_c, ref_c, col(rho), (a_top,))
+  gauss_top = _log_gauss_factor(z, omega_c, ref_c, col(rho), a_top)
   log_k_bt = log_k - jnp.log(bt)
   # (power of z, jump factor, per-example log constant) for each density.
   forms = {"fresh": (1, None, 0.0), "decayed": (1, "phi1", log_k_bt),
