@@ -23,7 +23,11 @@ with the bounded input, the rho = 7 grid in the noise level, clip 10). Parts:
   ``--seeds``;
 * ``edm``: ``configs/toy_edm.py`` on ``moons`` and ``ring8``, sliced W1 at 35 (Heun, rho grid) vs
   255 NFE, against the VP score SDE (``toy_gaussian.py`` in the paper design) sampled with
-  ``ei_sde`` at 200 NFE after the same training budget, over ``--seeds``.
+  ``ei_sde`` at 200 NFE after the same training budget, over ``--seeds``;
+* ``edm_sampling``: the same models (restored from ``--out`` when part ``edm`` ran there), sampled
+  with Heun and with EDM's stochastic sampler ``edm_sde`` (two churn settings fixed in
+  ``EDM_SAMPLING``) at 35 and 255 NFE, with EDM's sigma_max = 80 and a toy-scale sigma_max = 10
+  (prior ``N(0, sigma_max^2)``; same training), each against the VP score SDE at 200 NFE.
 
 Outputs: Markdown tables on stdout and ``--out/design_space.json``.
 """
@@ -161,8 +165,10 @@ def table_gradients(rows) -> str:
 
 # ---- training runs shared by "choice" and "edm" -------------------------------------------------
 def train_and_score(cfg, workdir: str, sweeps, num_samples: int) -> dict[str, float]:
-  """Trains ``cfg`` in ``workdir`` and returns sliced W1 of each ``(label, sampler, nfe, grid,
-  final_denoise)`` in ``sweeps``, on ``num_samples`` samples against fresh data."""
+  """Trains ``cfg`` in ``workdir`` (or restores it from there) and returns sliced W1 of each
+  ``(label, sampler, nfe, grid, final_denoise[, overrides])`` in ``sweeps``, on ``num_samples``
+  samples against fresh data; ``overrides`` maps dotted sampling-time fields (e.g.
+  ``process.t_max``, ``sampling.s_churn``) to values."""
   import jax  # pylint: disable=g-import-not-at-top
   from lim_jax import config_lib, models, samplers, train  # pylint: disable=g-import-not-at-top
   from lim_jax import data as data_lib  # pylint: disable=g-import-not-at-top
@@ -173,10 +179,14 @@ def train_and_score(cfg, workdir: str, sweeps, num_samples: int) -> dict[str, fl
   apply_fn = models.make_apply(models.get_model(cfg.model, data.data_shape, process.num_outputs))
   reference = data.reference(num_samples, salt=7)
   out = {}
-  for label, sampler, nfe, grid, final in sweeps:
+  for label, sampler, nfe, grid, final, *more in sweeps:
     sc = cfg.copy_and_resolve_references()
     sc.sampling.grid, sc.sampling.final_denoise = grid, final
-    smp = samplers.sampler_from_config(sc, process, apply_fn, sampler, nfe)
+    for field, value in (more[0] if more else {}).items():
+      section, name = field.split(".")
+      sc[section][name] = value
+    proc = config_lib.validate(sc) if more else process
+    smp = samplers.sampler_from_config(sc, proc, apply_fn, sampler, nfe)
     x = np.asarray(smp.sample(state.ema_params, jax.random.PRNGKey(cfg.seed + 11),
                               (num_samples,) + data.data_shape))
     finite = np.all(np.isfinite(x), axis=1)
@@ -274,9 +284,67 @@ def table_edm(rows) -> str:
   return "\n".join(lines)
 
 
+# Sampling settings of "edm_sampling", fixed before the run (not selected on its results):
+# (label, sampler, sampling overrides). "churn 40" is EDM's ImageNet-64 setting with S_noise = 1
+# (the sampler's default), "churn 4" the per-step factor ~0.24 everywhere on 17 steps.
+EDM_SAMPLING = [
+    ("heun", "heun", {}),
+    ("edm_sde churn 40 [0.05, 50]", "edm_sde", {}),
+    ("edm_sde churn 4", "edm_sde", {"sampling.s_churn": 4.0, "sampling.s_tmin": 0.0,
+                                    "sampling.s_tmax": 0.0}),
+]
+EDM_SIGMA_MAX = (80.0, 10.0)
+
+
+def part_edm_sampling(args) -> list[dict]:
+  """The models of part ``edm`` (trained here if absent), sampled with Heun and EDM's stochastic
+  sampler at 35 and 255 NFE, with EDM's sigma_max = 80 and a toy-scale sigma_max = 10."""
+  from lim_jax import config_lib  # pylint: disable=g-import-not-at-top
+  rows = []
+  for seed in range(args.seeds):
+    for dataset in ("moons", "ring8"):
+      edm = _budget(config_lib.load_file(ROOT / "configs" / "toy_edm.py", dataset), args)
+      edm.seed = seed
+      sweeps = [(f"{label} @{nfe} sigma_max {smax:g}", sampler, nfe, "edm", True,
+                 {"process.t_max": smax, **over})
+                for smax in EDM_SIGMA_MAX for label, sampler, over in EDM_SAMPLING
+                for nfe in (35, 255)]
+      scores = train_and_score(edm, os.path.join(args.out, "runs", f"edm_{dataset}_{seed}"),
+                               sweeps, args.num_samples)
+      vp = _budget(load("gaussian", "paper", dataset), args)
+      vp.seed = seed
+      scores.update(train_and_score(vp, os.path.join(args.out, "runs", f"vp_{dataset}_{seed}"),
+                                    [("vp", "ei_sde", 200, "uniform_t", False)],
+                                    args.num_samples))
+      rows.append(dict(seed=seed, dataset=dataset, **scores))
+      print(f"# edm_sampling {dataset} seed {seed}: {rows[-1]}", flush=True)
+  return rows
+
+
+def table_edm_sampling(rows) -> str:
+  from lim_jax.study import stats  # pylint: disable=g-import-not-at-top
+  lines = ["| dataset | sigma_max | sampler | @35 NFE | @255 NFE | 35 vs 255 "
+           "| @35 - VP ei_sde@200, paired [95 % CI] |", "|---|---|---|---|---|---|---|"]
+  for dataset in ("moons", "ring8"):
+    sel = [r for r in rows if r["dataset"] == dataset]
+    if not sel:
+      continue
+    vp = np.array([r["vp"] for r in sel])
+    for smax in EDM_SIGMA_MAX:
+      for label, _, _ in EDM_SAMPLING:
+        a, b = (np.array([r[f"{label} @{n} sigma_max {smax:g}"] for r in sel]) for n in (35, 255))
+        diff = stats.t_interval(a - vp)
+        lines.append(f"| {dataset} | {smax:g} | {label} | {a.mean():.4f} ± {a.std():.4f} | "
+                     f"{b.mean():.4f} ± {b.std():.4f} | {100 * (a.mean() / b.mean() - 1):+.1f} % | "
+                     f"{diff.mean:+.4f} [{diff.low:+.4f}, {diff.high:+.4f}] |")
+    lines.append(f"| {dataset} | VP | ei_sde@200 | {vp.mean():.4f} ± {vp.std():.4f} | | | |")
+  return "\n".join(lines)
+
+
 PARTS = {"allocation": (part_allocation, table_allocation),
          "gradients": (part_gradients, table_gradients),
-         "choice": (part_choice, table_choice), "edm": (part_edm, table_edm)}
+         "choice": (part_choice, table_choice), "edm": (part_edm, table_edm),
+         "edm_sampling": (part_edm_sampling, table_edm_sampling)}
 
 
 def main() -> None:

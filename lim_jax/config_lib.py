@@ -125,6 +125,13 @@ def default_config() -> ConfigDict:
   c.sampling.grid = "edm"
   c.sampling.rho = 7.0
   c.sampling.final_denoise = True  # the last evaluation returns E[x0 | x_t_min] (EDM's last step)
+  # edm_sde only (EDM Alg. 2; lim_jax.samplers.Churn): churn, the noise-level window [s_tmin,
+  # s_tmax] where noise is added (shared noise-level axis; s_tmax <= 0: no upper end), and the
+  # added noise's scale. EDM's ImageNet-64 setting with S_noise = 1.
+  c.sampling.s_churn = 40.0
+  c.sampling.s_tmin = 0.05
+  c.sampling.s_tmax = 50.0
+  c.sampling.s_noise = 1.0
 
   c.eval = ConfigDict()
   c.eval.metrics = ("sliced_wasserstein", "mmd")
@@ -323,6 +330,15 @@ def validate(config: ConfigDict, num_devices: int | None = None,
            and rho > 0, "sampling.rho", "must be a finite number > 0", rho)
   final = sp.get("final_denoise", False)
   _require(isinstance(final, bool), "sampling.final_denoise", "must be a bool", final)
+  for f, lo, strict in (("s_churn", 0.0, False), ("s_tmin", 0.0, False), ("s_tmax", 0.0, False),
+                        ("s_noise", 0.0, True)):
+    v = sp.get(f, 1.0)
+    ok = (not isinstance(v, bool) and isinstance(v, numbers.Real) and math.isfinite(v)
+          and (v > lo if strict else v >= lo))
+    _require(ok, f"sampling.{f}", f"must be a finite number {'>' if strict else '>='} {lo:g}", v)
+  s_tmax = sp.get("s_tmax", 50.0)
+  _require(s_tmax <= 0 or s_tmax > sp.get("s_tmin", 0.0), "sampling.s_tmax",
+           "must be > sampling.s_tmin (or <= 0: no upper end)", s_tmax)
   label = sp.get("class_label", -1)
   _require(isinstance(label, numbers.Integral) and not isinstance(label, bool)
            and (label == -1 or 0 <= label < classes), "sampling.class_label",

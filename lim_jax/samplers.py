@@ -22,6 +22,14 @@ family's steps see its native output whatever ``model.parameterization`` is. Sam
   - ``ddim``: ``y_s = D + (r_s / r_t)(y_t - D)`` (Song et al. 2021a, eq. 13 with eta = 0; Euler in
     ``r``; exact for point-mass data);
   - ``edm_heun``: Heun's method on ``dy/dr`` (Karras et al. 2022, Alg. 1), 2 NFE per step;
+  - ``edm_sde``: EDM's stochastic sampler (Karras et al. 2022, Alg. 2), 2 NFE per step: first
+    raise the noise level from ``r_t`` to ``r_hat = r_t (1 + g)`` by adding fresh unit noise of the
+    family, ``y_hat = y + S_noise (r_hat^alpha - r_t^alpha)^{1/alpha} z`` (for a point mass
+    ``y_hat = x0 + r_hat n'`` with ``n'`` unit noise again, as in ``ancestral``), then one
+    ``edm_heun`` step from ``r_hat`` to ``r_s``. ``g = min(S_churn / N, sqrt 2 - 1)`` on the
+    steps with ``S_tmin <= r_t <= S_tmax`` (``N`` steps; noise levels on the shared axis), else 0,
+    and ``r_hat`` is capped at the grid's top. With ``S_churn = 0`` it is ``edm_heun``. Offered
+    where :attr:`Process.has_churn` (the fresh noise's law does not depend on the state);
   - ``dpmpp_2m``: the second-order multistep DPM-Solver++(2M) (Lu et al. 2022, "DPM-Solver++",
     Alg. 2) in ``lambda = -log r``: ``D' = (1 + 1/(2q)) D_i - D_{i-1}/(2q)``,
     ``q = h_{i-1}/h_i``, then the ``ddim`` step with ``D'`` (first step: ``ddim``);
@@ -47,6 +55,9 @@ counted as one NFE.
 
 from __future__ import annotations
 
+import dataclasses
+import math
+
 import jax
 import jax.numpy as jnp
 
@@ -56,17 +67,44 @@ from lim_jax.processes.base import Process, Sampler, bcast
 
 Array = jax.Array
 GENERIC = ("euler", "heun", "em", "pc")
-DENOISER_SAMPLERS = ("ddim", "edm_heun", "dpmpp_2m", "ancestral")
-EVALS_PER_STEP = {"heun": 2, "pc": 2, "edm_heun": 2}
+DENOISER_SAMPLERS = ("ddim", "edm_heun", "edm_sde", "dpmpp_2m", "ancestral")
+EVALS_PER_STEP = {"heun": 2, "pc": 2, "edm_heun": 2, "edm_sde": 2}
 MIN_STEPS = {"dpmpp_2m": 2}  # a multistep method needs a previous step
 time_grid = grids.time_grid  # re-exported: the uniform_t grid
+
+
+@dataclasses.dataclass(frozen=True)
+class Churn:
+  """``edm_sde``'s noise injection (Karras et al. 2022, Alg. 2; ``sampling.s_*``).
+
+  The defaults are EDM's ImageNet-64 setting (Table 5: ``S_churn = 40``, ``[S_tmin, S_tmax] =
+  [0.05, 50]``) with ``S_noise = 1`` (their 1.003 offsets one network's error; 1 keeps the
+  sampler exact for point-mass data). The best amount depends on the model and the NFE (EDM
+  tunes it per model; benchmarks/RESULTS.md, "The EDM baseline").
+
+  Attributes:
+    s_churn: total churn; each step in the window raises the noise level by the factor
+      ``1 + min(s_churn / N, sqrt 2 - 1)``.
+    s_tmin, s_tmax: the window of noise levels ``r_t`` (shared axis) where noise is added.
+    s_noise: scale of the added noise (> 1 offsets a network that removes too much noise).
+  """
+
+  s_churn: float = 40.0
+  s_tmin: float = 0.05
+  s_tmax: float = 50.0
+  s_noise: float = 1.0
+
+  def gamma(self, num_steps: int) -> float:
+    """The per-step factor ``g`` of ``r_hat = r_t (1 + g)`` inside the window."""
+    return min(self.s_churn / max(num_steps, 1), math.sqrt(2.0) - 1.0)
 
 
 def available(process: Process) -> tuple[str, ...]:
   """Sampler names valid for ``process``."""
   names = ["euler", "heun", "em"] + (["pc"] if process.has_corrector() else [])
   if process.location_scale:
-    names += [n for n in DENOISER_SAMPLERS if n != "ancestral" or process.has_ancestral]
+    names += [n for n in DENOISER_SAMPLERS if (n != "ancestral" or process.has_ancestral)
+              and (n != "edm_sde" or process.has_churn)]
   names += [n for n in process.extra_steps() if n not in names]
   names += [n for n in process.sampler_aliases() if n not in names]
   return tuple(names) + tuple(process.trajectory_samplers())
@@ -85,7 +123,7 @@ def _axpy(a: Array, x, y):
 def make_sampler(process: Process, apply_fn, sampler: str, nfe: int, *, snr: float = 0.16,
                  time_power: float = 1.0, grid: str = "uniform_t", rho: float = 7.0,
                  precond: precondition.Preconditioning = precondition.Preconditioning(),
-                 final_denoise: bool = False, batch_sharding=None,
+                 final_denoise: bool = False, churn: Churn | None = None, batch_sharding=None,
                  save_trajectory: bool = False) -> Sampler:
   """Builds a jitted sampler.
 
@@ -100,6 +138,7 @@ def make_sampler(process: Process, apply_fn, sampler: str, nfe: int, *, snr: flo
     rho: exponent of the ``edm`` grid.
     precond: the network parameterisation the model was trained with.
     final_denoise: spend the last evaluation on ``E[x0 | x_{t_min}]`` (module docstring).
+    churn: the ``edm_sde`` settings (default :class:`Churn`).
     batch_sharding: optional sharding of the batch axis (samples spread over devices).
     save_trajectory: if True the sampler returns ``(x, trajectory)`` with the data part of the state
       after every step, shape ``(num_steps, B, *data_shape)``.
@@ -145,21 +184,45 @@ def make_sampler(process: Process, apply_fn, sampler: str, nfe: int, *, snr: flo
     """The state at ``t`` whose channel is ``gamma(t) y`` (latents such as GFDM's kept)."""
     return process.with_channel(state, t, bcast(process.signal_scale(t), y) * y)
 
+  def heun(params, state, y, d, r_t, r_s, t_next):
+    """Heun on ``dy/dr = n(y, r) = (y - D)/r`` from ``(y, D)`` at ``r_t`` to ``r_s``, written as
+    ``y_s = D + r_s n1 + (r_s - r_t)(n2 - n1)/2`` (the same update as ``y + (r_s - r_t)(n1 +
+    n2)/2``, without cancelling ``y`` against ``D`` when ``r_s << r_t``)."""
+    n1 = (y - d) / bcast(r_t, y)
+    guess = d + bcast(r_s, y) * n1
+    _, d2 = denoised(params, move(state, t_next, guess), t_next)
+    n2 = (guess - d2) / bcast(r_s, y)
+    return move(state, t_next, guess + bcast(0.5 * (r_s - r_t), y) * (n2 - n1))
+
+  churn_gamma = (churn or Churn()).gamma(num_steps)
+  r_top = process.sampling_noise_range()[1]
+
+  def churned(params, key, state, t_cur, r_t):
+    """``edm_sde``'s first half: the state at ``r_hat = r_t (1 + g)`` with fresh noise added, and
+    ``(state, y_hat, D(y_hat), r_hat)`` for the Heun step (module docstring)."""
+    ch = churn or Churn()
+    inside = (r_t >= ch.s_tmin) & (r_t <= ch.s_tmax)
+    r_hat = jnp.where(inside, jnp.minimum(r_t * (1.0 + churn_gamma), r_top), r_t)
+    t_hat = process.time_at_noise_level(r_hat)
+    channel = process.model_input(state, t_cur)
+    y = channel / bcast(process.signal_scale(t_cur), channel)
+    alpha = process.noise_stability
+    b = ch.s_noise * jnp.maximum(r_hat**alpha - r_t**alpha, 0.0) ** (1.0 / alpha)
+    y_hat = y + bcast(b, y) * process.ancestral_noise(key, y)
+    state = move(state, t_hat, y_hat)
+    _, d = denoised(params, state, t_hat)
+    return state, y_hat, d, r_hat
+
   def denoiser_step(params, key, state, prev, t_cur, t_next):
     r_t, r_s = process.noise_level(t_cur), process.noise_level(t_next)
+    if sampler == "edm_sde":
+      return heun(params, *churned(params, key, state, t_cur, r_t), r_s, t_next), prev
     y, d = denoised(params, state, t_cur)
     ratio = bcast(r_s / r_t, y)
     if sampler == "ddim":
       return move(state, t_next, d + ratio * (y - d)), prev
     if sampler == "edm_heun":
-      # Heun on dy/dr = n(y, r) = (y - D)/r, written as y_s = D + r_s n1 + (r_s - r_t)(n2 - n1)/2
-      # (the same update as y + (r_s - r_t)(n1 + n2)/2, without cancelling y against D when
-      # r_s << r_t).
-      n1 = (y - d) / bcast(r_t, y)
-      guess = d + bcast(r_s, y) * n1
-      _, d2 = denoised(params, move(state, t_next, guess), t_next)
-      n2 = (guess - d2) / bcast(r_s, y)
-      return move(state, t_next, guess + bcast(0.5 * (r_s - r_t), y) * (n2 - n1)), prev
+      return heun(params, state, y, d, r_t, r_s, t_next), prev
     if sampler == "ancestral":
       n_hat = (y - d) / bcast(r_t, y)
       alpha = process.noise_stability
@@ -253,5 +316,17 @@ def sampler_from_config(config, process: Process, apply_fn, sampler: str | None 
       process, apply_fn, sampler or sp.sampler, nfe or sp.nfe, snr=sp.snr,
       time_power=sp.time_power, grid=sp.get("grid", "uniform_t"), rho=sp.get("rho", 7.0),
       precond=precondition.from_config(config.model, process),
-      final_denoise=bool(sp.get("final_denoise", False)), batch_sharding=batch_sharding,
+      final_denoise=bool(sp.get("final_denoise", False)), churn=churn_from_config(sp),
+      batch_sharding=batch_sharding,
       save_trajectory=save_trajectory)
+
+
+def churn_from_config(sp) -> Churn:
+  """:class:`Churn` from ``sampling.s_churn``, ``s_tmin``, ``s_tmax`` (``<= 0``: no upper end),
+  ``s_noise`` (absent fields take the class defaults)."""
+  d = Churn()
+  s_tmax = float(sp.get("s_tmax", d.s_tmax))
+  return Churn(s_churn=float(sp.get("s_churn", d.s_churn)),
+               s_tmin=float(sp.get("s_tmin", d.s_tmin)),
+               s_tmax=s_tmax if s_tmax > 0 else math.inf,
+               s_noise=float(sp.get("s_noise", d.s_noise)))

@@ -324,11 +324,19 @@ def test_preconditioned_targets_stay_unit_scale_at_every_noise_level(family):
 @pytest.mark.parametrize("field, value", [
     ("training.noise_levels", "uniform"), ("training.p_std", 0.0), ("training.p_std", -1.0),
     ("model.parameterization", "v"), ("model.sigma_data", 0.0), ("model.input_bound", "yes"),
-    ("sampling.grid", "karras"), ("sampling.rho", 0.0)])
+    ("sampling.grid", "karras"), ("sampling.rho", 0.0), ("sampling.s_churn", -1.0),
+    ("sampling.s_noise", 0.0), ("sampling.s_tmin", -0.1), ("sampling.s_tmax", float("inf"))])
 def test_bad_design_space_values_are_refused(field, value):
   """Each bad value is refused by ``config_lib.validate`` with the field named first."""
   cfg = config_lib.default_config()
   section, name = field.split(".")
   cfg[section][name] = value
   with pytest.raises(ValueError, match=f"^{field.replace('.', '[.]')}"):
+    config_lib.validate(cfg)
+
+
+def test_s_tmax_below_s_tmin_is_refused():
+  cfg = config_lib.default_config()
+  cfg.sampling.s_tmin, cfg.sampling.s_tmax = 1.0, 0.5
+  with pytest.raises(ValueError, match="^sampling[.]s_tmax"):
     config_lib.validate(cfg)

@@ -250,6 +250,13 @@ class Process(abc.ABC):
     return self.location_scale
 
   @property
+  def has_churn(self) -> bool:
+    """Whether ``edm_sde``'s noise increase applies: :meth:`ancestral_noise` keeps the law of
+    ``n`` without reading the state (it is called before any evaluation at the step); by default
+    wherever ``ancestral`` applies."""
+    return self.has_ancestral
+
+  @property
   def noise_stability(self) -> float:
     """The stability index of ``n`` (2 for Gaussian noise): ``a n + b z`` with independent unit
     ``n, z`` and ``a^alpha + b^alpha = 1`` is again unit noise (the ``ancestral`` sampler)."""

@@ -238,6 +238,12 @@ class FBMProcess(base.ScheduledProcess):
     return jnp.exp(jnp.interp(jnp.log(jnp.asarray(r, jnp.float32)), jnp.asarray(log_r),
                               jnp.asarray(log_t)))
 
+  @property
+  def has_churn(self) -> bool:
+    """``edm_sde`` only without OU states: its noise increase moves ``u`` up to a higher noise level
+    with the whitened OU state ``w`` kept, whose law given ``u`` is that of the lower level."""
+    return self.num_ou == 0
+
   def with_channel(self, state, t: Array, channel: Array):
     """``x = u + rho_t . w`` with the whitened OU state ``w`` kept."""
     if self.num_ou == 0:

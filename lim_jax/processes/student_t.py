@@ -263,10 +263,17 @@ class StudentTProcess(base.Process):
     comparison that asks every family for ``ei_sde`` must not get a biased rule silently."""
     return {"ei_ode": "ddim"}
 
+  @property
+  def has_churn(self) -> bool:
+    """False: the fresh noise of ``ancestral_noise`` is drawn from the posterior of ``W`` given the
+    state's noise estimate, which ``edm_sde`` does not have before its step's first evaluation."""
+    return False
+
   def missing_samplers(self) -> dict[str, str]:
-    return {"ei_sde": "student_t has no consistent stochastic sampler (ancestral and em keep the "
-                      "spread of the noise too small for spread-out data, docs/families/"
-                      "student_t.md); use ei_ode, dpmpp_2m or edm_heun"}
+    why = ("student_t has no consistent stochastic sampler (ancestral and em keep the spread of "
+           "the noise too small for spread-out data, docs/families/student_t.md); use ei_ode, "
+           "dpmpp_2m or edm_heun")
+    return {"ei_sde": why, "edm_sde": why}
 
 
 def config_fields() -> dict:
