@@ -194,20 +194,20 @@ def make_sampler(process: Process, apply_fn, sampler: str, nfe: int, *, snr: flo
     n2 = (guess - d2) / bcast(r_s, y)
     return move(state, t_next, guess + bcast(0.5 * (r_s - r_t), y) * (n2 - n1))
 
-  churn_gamma = (churn or Churn()).gamma(num_steps)
+  churn = churn or Churn()
+  churn_gamma = churn.gamma(num_steps)
   r_top = process.sampling_noise_range()[1]
 
   def churned(params, key, state, t_cur, r_t):
     """``edm_sde``'s first half: the state at ``r_hat = r_t (1 + g)`` with fresh noise added, and
     ``(state, y_hat, D(y_hat), r_hat)`` for the Heun step (module docstring)."""
-    ch = churn or Churn()
-    inside = (r_t >= ch.s_tmin) & (r_t <= ch.s_tmax)
+    inside = (r_t >= churn.s_tmin) & (r_t <= churn.s_tmax)
     r_hat = jnp.where(inside, jnp.minimum(r_t * (1.0 + churn_gamma), r_top), r_t)
     t_hat = process.time_at_noise_level(r_hat)
     channel = process.model_input(state, t_cur)
     y = channel / bcast(process.signal_scale(t_cur), channel)
     alpha = process.noise_stability
-    b = ch.s_noise * jnp.maximum(r_hat**alpha - r_t**alpha, 0.0) ** (1.0 / alpha)
+    b = churn.s_noise * jnp.maximum(r_hat**alpha - r_t**alpha, 0.0) ** (1.0 / alpha)
     y_hat = y + bcast(b, y) * process.ancestral_noise(key, y)
     state = move(state, t_hat, y_hat)
     _, d = denoised(params, state, t_hat)
