@@ -246,6 +246,15 @@ def table_choice(rows) -> str:
   return "\n".join(lines)
 
 
+def vp_baseline(args, dataset: str, seed: int) -> float:
+  """Sliced W1 of the 2021 VP score SDE (``toy_gaussian.py`` in the papers' design) with ``ei_sde``
+  at 200 NFE, trained (or restored) in ``--out/runs/vp_<dataset>_<seed>``."""
+  vp = _budget(load("gaussian", "paper", dataset), args)
+  vp.seed = seed
+  return train_and_score(vp, os.path.join(args.out, "runs", f"vp_{dataset}_{seed}"),
+                         [("vp", "ei_sde", 200, "uniform_t", False)], args.num_samples)["vp"]
+
+
 def part_edm(args) -> list[dict]:
   from lim_jax import config_lib  # pylint: disable=g-import-not-at-top
   rows = []
@@ -256,13 +265,9 @@ def part_edm(args) -> list[dict]:
       s_edm = train_and_score(edm, os.path.join(args.out, "runs", f"edm_{dataset}_{seed}"),
                               [("heun@35", "heun", 35, "edm", True),
                                ("heun@255", "heun", 255, "edm", True)], args.num_samples)
-      vp = _budget(load("gaussian", "paper", dataset), args)
-      vp.seed = seed
-      s_vp = train_and_score(vp, os.path.join(args.out, "runs", f"vp_{dataset}_{seed}"),
-                             [("ei_sde@200", "ei_sde", 200, "uniform_t", False)],
-                             args.num_samples)
       rows.append(dict(seed=seed, dataset=dataset, edm_heun35=s_edm["heun@35"],
-                       edm_heun255=s_edm["heun@255"], vp_ei_sde200=s_vp["ei_sde@200"]))
+                       edm_heun255=s_edm["heun@255"],
+                       vp_ei_sde200=vp_baseline(args, dataset, seed)))
       print(f"# edm {dataset} seed {seed}: {rows[-1]}", flush=True)
   return rows
 
@@ -311,12 +316,7 @@ def part_edm_sampling(args) -> list[dict]:
                 for nfe in (35, 255)]
       scores = train_and_score(edm, os.path.join(args.out, "runs", f"edm_{dataset}_{seed}"),
                                sweeps, args.num_samples)
-      vp = _budget(load("gaussian", "paper", dataset), args)
-      vp.seed = seed
-      scores.update(train_and_score(vp, os.path.join(args.out, "runs", f"vp_{dataset}_{seed}"),
-                                    [("vp", "ei_sde", 200, "uniform_t", False)],
-                                    args.num_samples))
-      rows.append(dict(seed=seed, dataset=dataset, **scores))
+      rows.append(dict(seed=seed, dataset=dataset, vp=vp_baseline(args, dataset, seed), **scores))
       print(f"# edm_sampling {dataset} seed {seed}: {rows[-1]}", flush=True)
   return rows
 

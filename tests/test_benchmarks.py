@@ -8,7 +8,7 @@ family / sampler / NFE / device count, and numeric cells that parse as finite nu
 missing row fails). Sizes are the smallest that still exercise every code path of the default run
 (20 training steps, NFE 10, 64-256 samples); the U-Net paths of ``bench_overheads.py`` and
 ``bench_scaling.py`` are left out (a U-Net compile costs minutes on this 2-core machine without
-XLA optimisations). The whole file takes about a minute of wall time on 2 CPU cores.
+XLA optimisations). The whole file takes about three minutes of wall time on 2 CPU cores.
 """
 
 from __future__ import annotations
@@ -176,3 +176,29 @@ def test_bench_fbm_diversity_tiny(tmp_path):
     assert len(found) == 1, (label, out[-2000:])
     assert all(math.isfinite(v) for v in numbers(found[0][1:])), found
   assert rows["gaussian"][0][1:] == rows["fbm K=0 (BM)"][0][1:]
+
+
+@pytest.mark.integration
+def test_bench_design_space_tiny(tmp_path):
+  """Parts ``allocation``, ``edm`` and ``edm_sampling`` at the tiny size: one allocation row per
+  family and design with shares in [0, 100] %, and for each of moons / ring8 the EDM table's row
+  and the six sampling rows (sigma_max 80 and 10, three samplers) plus the VP row, all finite;
+  ``edm_sampling`` restores the models ``edm`` trained (the shared rows agree)."""
+  stdout = run_script("bench_design_space.py", "--tiny", "--parts=allocation,edm,edm_sampling",
+                      f"--out={tmp_path}")
+  for family in ("gaussian", "levy", "jump", "fbm", "mixture", "student_t"):
+    rows = table_rows(stdout, family)
+    assert [r[1] for r in rows] == ["paper", "shared"], family
+    for r in rows:
+      share = float(r[2].rstrip(" %"))
+      assert 0 <= share <= 100
+  for dataset in ("moons", "ring8"):
+    rows = table_rows(stdout, dataset)
+    edm_row = [r for r in rows if len(r) == 6]
+    sampling = [r for r in rows if len(r) == 7]
+    assert len(edm_row) == 1 and len(sampling) == 7, rows
+    assert [r[1] for r in sampling] == ["80"] * 3 + ["10"] * 3 + ["VP"]
+    assert all(math.isfinite(v) for r in rows for v in numbers(r[1:4]) if r[1] != "VP")
+    heun80 = sampling[0]
+    assert heun80[2] == "heun" and heun80[3] == edm_row[0][1]  # the same model, key and data
+  assert (tmp_path / "design_space.json").exists()
