@@ -9,6 +9,8 @@
 noise levels, EDM preconditioning, the rho = 7 grid in the noise level, final denoising);
 ``--design=paper`` applies :func:`lim_jax.config_lib.paper_settings` (the papers' own designs:
 uniform times in each family's clock, eps-prediction, the uniform time grid, clip 1).
+``--noise_max`` / ``--noise_min`` (default 0: each family's own ends) sample every family over one
+shared noise-level range (``sampling.noise_max`` / ``noise_min``; training is unchanged).
 
 Every (family, dataset, seed) is trained once with ``train.train_and_evaluate`` from
 ``configs/toy_<family>.py`` with only ``data.dataset``, ``seed`` and the training budget overridden
@@ -165,7 +167,9 @@ def run_study(args, on_progress=None) -> tuple[list[dict], float]:
           for nfe in nfes:
             ck = (dataset, family, name, nfe)
             if ck not in cache:
-              cache[ck] = samplers.sampler_from_config(cfg, process, apply_fn, name, nfe)
+              scfg = cfg.copy_and_resolve_references()  # sampling-time fields only
+              scfg.sampling.noise_min, scfg.sampling.noise_max = args.noise_min, args.noise_max
+              cache[ck] = samplers.sampler_from_config(scfg, process, apply_fn, name, nfe)
             smp = cache[ck]
             key = jax.random.fold_in(jax.random.PRNGKey(seed), 1000)  # the same at every NFE
             x = np.asarray(smp.sample(state.ema_params, key, (args.num_samples,) + data.data_shape),
@@ -268,6 +272,10 @@ def main() -> None:
                       "show ei_ode and ei_sde")
   p.add_argument("--design", default="shared", choices=("shared", "paper"),
                  help="the configs' shared design space, or the papers' own designs")
+  p.add_argument("--noise_min", type=float, default=0.0,
+                 help="shared sampling range: lowest noise level (0: each family's own)")
+  p.add_argument("--noise_max", type=float, default=0.0,
+                 help="shared sampling range: highest noise level (0: each family's own)")
   size = p.add_mutually_exclusive_group()
   size.add_argument("--full", action="store_true",
                     help="the full grid (3 seeds, 6 NFE, 2000 steps)")
@@ -306,7 +314,9 @@ def main() -> None:
     cpu = resource.getrusage(resource.RUSAGE_SELF)
     cpu_min = (cpu.ru_utime + cpu.ru_stime) / 60
     done = "" if seconds is not None else " PARTIAL (run still going or stopped)"
-    header = (f"NFE study{done} ({args.design} design): {args.steps} training steps, "
+    span = (f", sampled over noise levels [{args.noise_min or 'own'}, {args.noise_max or 'own'}]"
+            if args.noise_min or args.noise_max else "")
+    header = (f"NFE study{done} ({args.design} design{span}): {args.steps} training steps, "
               f"seeds {args.seeds}, "
               f"{args.num_samples} samples per point, samplers {args.samplers}; "
               f"mean ± std over seeds"

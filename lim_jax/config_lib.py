@@ -128,6 +128,10 @@ def default_config() -> ConfigDict:
   # edm_sde only (EDM Alg. 2; lim_jax.samplers.Churn): churn, the noise-level window [s_tmin,
   # s_tmax] where noise is added (shared noise-level axis; s_tmax <= 0: no upper end), and the
   # added noise's scale. EDM's ImageNet-64 setting with S_noise = 1.
+  # A shared sampling range in the noise level, one value for every family of a study (0: the
+  # family's own end r(t_min) / r(t_max); levels beyond the family's range keep its end).
+  c.sampling.noise_min = 0.0
+  c.sampling.noise_max = 0.0
   c.sampling.s_churn = 40.0
   c.sampling.s_tmin = 0.05
   c.sampling.s_tmax = 50.0
@@ -336,6 +340,13 @@ def validate(config: ConfigDict, num_devices: int | None = None,
     ok = (not isinstance(v, bool) and isinstance(v, numbers.Real) and math.isfinite(v)
           and (v > lo if strict else v >= lo))
     _require(ok, f"sampling.{f}", f"must be a finite number {'>' if strict else '>='} {lo:g}", v)
+  for f in ("noise_min", "noise_max"):
+    v = sp.get(f, 0.0)
+    _require(not isinstance(v, bool) and isinstance(v, numbers.Real) and math.isfinite(v)
+             and v >= 0, f"sampling.{f}", "must be a finite number >= 0 (0: the family's own end)",
+             v)
+  lo, hi = sp.get("noise_min", 0.0), sp.get("noise_max", 0.0)
+  _require(hi <= 0 or hi > lo, "sampling.noise_max", "must be > sampling.noise_min (or 0)", hi)
   s_tmax = sp.get("s_tmax", 50.0)
   _require(s_tmax <= 0 or s_tmax > sp.get("s_tmin", 0.0), "sampling.s_tmax",
            "must be > sampling.s_tmin (or <= 0: no upper end)", s_tmax)

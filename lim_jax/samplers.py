@@ -123,7 +123,8 @@ def _axpy(a: Array, x, y):
 def make_sampler(process: Process, apply_fn, sampler: str, nfe: int, *, snr: float = 0.16,
                  time_power: float = 1.0, grid: str = "uniform_t", rho: float = 7.0,
                  precond: precondition.Preconditioning = precondition.Preconditioning(),
-                 final_denoise: bool = False, churn: Churn | None = None, batch_sharding=None,
+                 final_denoise: bool = False, churn: Churn | None = None,
+                 noise_min: float = 0.0, noise_max: float = 0.0, batch_sharding=None,
                  save_trajectory: bool = False) -> Sampler:
   """Builds a jitted sampler.
 
@@ -139,6 +140,9 @@ def make_sampler(process: Process, apply_fn, sampler: str, nfe: int, *, snr: flo
     precond: the network parameterisation the model was trained with.
     final_denoise: spend the last evaluation on ``E[x0 | x_{t_min}]`` (module docstring).
     churn: the ``edm_sde`` settings (default :class:`Churn`).
+    noise_min, noise_max: a shared sampling range in the noise level (> 0: raise the grid's
+      bottom / lower its top, :func:`lim_jax.processes.grids.sampling_range`); below its own top
+      the sampler starts from :meth:`Process.prior_at` there.
     batch_sharding: optional sharding of the batch axis (samples spread over devices).
     save_trajectory: if True the sampler returns ``(x, trajectory)`` with the data part of the state
       after every step, shape ``(num_steps, B, *data_shape)``.
@@ -153,11 +157,16 @@ def make_sampler(process: Process, apply_fn, sampler: str, nfe: int, *, snr: flo
   apply_fn = precondition.wrap(process, apply_fn, precond)
   sampler = process.sampler_aliases().get(sampler, sampler)
 
+  span = grids.sampling_range(process, noise_min, noise_max)
+
   def grid_fn(num_steps: int) -> Array:
-    return grids.make_grid(process, num_steps, grid, rho, time_power)
+    return grids.make_grid(process, num_steps, grid, rho, time_power, span)
 
   custom = process.trajectory_samplers()
   spare = 1 if final_denoise else 0
+  if sampler in custom and span != grids.sampling_range(process):
+    raise ValueError(f"sampling.noise_min / noise_max are not supported by {sampler!r} (it draws "
+                     "its own prior at t_max and ends at t_min); leave them 0")
   if sampler in custom:
     inner = custom[sampler](apply_fn, nfe - spare, grid_fn=grid_fn,
                             batch_sharding=batch_sharding, save_trajectory=save_trajectory)
@@ -196,7 +205,7 @@ def make_sampler(process: Process, apply_fn, sampler: str, nfe: int, *, snr: flo
 
   churn = churn or Churn()
   churn_gamma = churn.gamma(num_steps)
-  r_top = process.sampling_noise_range()[1]
+  r_top = span.r_hi
 
   def churned(params, key, state, t_cur, r_t):
     """``edm_sde``'s first half: the state at ``r_hat = r_t (1 + g)`` with fresh noise added, and
@@ -257,7 +266,10 @@ def make_sampler(process: Process, apply_fn, sampler: str, nfe: int, *, snr: flo
 
   def sample(params, key, shape):
     k_prior, k_steps = jax.random.split(key)
-    state = process.prior(k_prior, shape)
+    if span.starts_below_the_top(process):
+      state = process.prior_at(k_prior, shape, jnp.full((shape[0],), span.t_hi))
+    else:
+      state = process.prior(k_prior, shape)
     if batch_sharding is not None:
       state = jax.lax.with_sharding_constraint(state, batch_sharding)
     grid = grid_fn(num_steps)
@@ -317,6 +329,7 @@ def sampler_from_config(config, process: Process, apply_fn, sampler: str | None 
       time_power=sp.time_power, grid=sp.get("grid", "uniform_t"), rho=sp.get("rho", 7.0),
       precond=precondition.from_config(config.model, process),
       final_denoise=bool(sp.get("final_denoise", False)), churn=churn_from_config(sp),
+      noise_min=float(sp.get("noise_min", 0.0)), noise_max=float(sp.get("noise_max", 0.0)),
       batch_sharding=batch_sharding,
       save_trajectory=save_trajectory)
 

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from lim_jax import config_lib, losses, precondition
+from lim_jax import config_lib, losses, precondition, samplers
 from lim_jax.processes import base, grids
 
 FAMILIES = ("gaussian", "levy", "jump", "fbm", "mixture")
@@ -318,6 +318,62 @@ def test_preconditioned_targets_stay_unit_scale_at_every_noise_level(family):
     for h, f_h in enumerate(jnp.split(f, proc.num_outputs, axis=-1)):
       med = float(jnp.median(jnp.abs(f_h)))
       assert med < 1.5, (family, h, r_value, med)
+
+
+# ---- a shared sampling range ------------------------------------------------------------------
+@pytest.mark.parametrize("family", ("gaussian", "jump", "fbm", "mixture"))
+def test_prior_at_a_lower_level_has_that_noise_level(family):
+  """``Process.prior_at(t)`` (a sampler's start below ``t_max``) is the kernel from ``x0 = 0``: the
+  per-coordinate std of its channel over the signal scale is ``r(t)`` at ``r = 3`` (40000 draws x
+  2 coordinates, 5 standard errors of the std, as above)."""
+  proc = make_process(family)
+  n = 40_000
+  t = proc.time_at_noise_level(jnp.full((n,), 3.0))
+  state = proc.prior_at(jax.random.PRNGKey(4), (n, 2), t)
+  channel = proc.model_input(state, t)
+  noise = np.asarray(channel / base.bcast(proc.signal_scale(t), channel), np.float64).ravel()
+  std = noise.std()
+  se = std * math.sqrt((np.mean(noise**4) / std**4 - 1.0) / (4.0 * noise.size))
+  assert abs(std - 3.0) < 5 * se, (std, se)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("grid", ("edm", "uniform_t"))
+def test_shared_sampling_range_sets_the_grid_ends(family, grid):
+  """Without ``noise_min`` / ``noise_max`` the grid runs from ``t_max`` to ``t_min`` exactly; with
+  ``[0.05, 10]`` its first and last noise levels are 10 and 0.05 (float32 round trip: 1e-4, fbm's
+  tabulated inverse 3e-3), for every family; a level beyond the family's range keeps its end
+  (jump's lowest, 0.055; and ``[1e-9, 1e9]`` for every family)."""
+  proc = make_process(family)
+  g = grids.make_grid(proc, 8, grid)
+  assert g[0] == np.float32(proc.t_max) and g[-1] == np.float32(proc.t_min)
+  span = grids.sampling_range(proc, 0.05, 10.0)
+  g = grids.make_grid(proc, 8, grid, span=span)
+  ends = np.asarray(proc.noise_level(jnp.asarray([g[0], g[-1]])))
+  bottom = max(0.05, proc.sampling_noise_range()[0])  # jump's own lowest level is 0.055
+  np.testing.assert_allclose(ends, [10.0, bottom], rtol=3e-3 if family == "fbm" else 1e-4)
+  assert np.all(np.diff(np.asarray(g)) < 0)
+  wide = grids.sampling_range(proc, 1e-9, 1e9)
+  assert (wide.t_lo, wide.t_hi) == (float(proc.t_min), float(proc.t_max))
+
+
+def test_shared_sampling_range_refusals():
+  """An empty span and a trajectory sampler that draws its own prior are refused, naming the
+  field; so are bad values in the config."""
+  proc = make_process("levy")
+  with pytest.raises(ValueError, match="^sampling.noise_max"):
+    grids.sampling_range(proc, 5.0, 1e-6)
+  with pytest.raises(ValueError, match="^sampling.noise_min / noise_max"):
+    samplers.make_sampler(proc, lambda p, x, t, **kw: x, "dlpm", 10, noise_max=10.0)
+  for field, value in (("noise_max", -1.0), ("noise_min", float("nan"))):
+    cfg = config_lib.default_config()
+    cfg.sampling[field] = value
+    with pytest.raises(ValueError, match=f"^sampling[.]{field}"):
+      config_lib.validate(cfg)
+  cfg = config_lib.default_config()
+  cfg.sampling.noise_min, cfg.sampling.noise_max = 2.0, 1.0
+  with pytest.raises(ValueError, match="^sampling[.]noise_max"):
+    config_lib.validate(cfg)
 
 
 # ---- validation ----------------------------------------------------------------------------------

@@ -145,6 +145,14 @@ class Process(abc.ABC):
   def prior(self, key: PRNGKey, shape: tuple[int, ...]) -> State:
     """A sampler state at ``t_max`` for data of ``shape = (B, *data_shape)``."""
 
+  def prior_at(self, key: PRNGKey, shape: tuple[int, ...], t: Array) -> State:
+    """A sampler state at times ``t`` ``(B,)`` below ``t_max`` (a shared sampling range,
+    :func:`lim_jax.processes.grids.sampling_range`): the family's kernel from ``x0 = 0``, the
+    same approximation as :meth:`prior` (the signal term ``gamma(t) x0`` neglected, relatively
+    ``1/r`` of the data's scale). By default the network input of :meth:`perturb`, for families
+    whose sampler state is that input."""
+    return self.perturb(key, jnp.zeros(shape, jnp.float32), t).model_input
+
   def model_input(self, state: State, t: Array) -> Array:
     """Data-shaped network input for a sampler state."""
     del t

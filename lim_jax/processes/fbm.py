@@ -282,10 +282,17 @@ class FBMProcess(base.ScheduledProcess):
     ``x = rho_T . w + s_c(T) eps`` (``eps`` from ``split(key)[0]``); K=0: the Gaussian prior."""
     if self.num_ou == 0:
       return {"x": self._gauss.prior(key, shape), "w": jnp.zeros(tuple(shape) + (0,))}
+    return self.prior_at(key, shape, jnp.full((shape[0],), self.t_max))
+
+  def prior_at(self, key, shape, t):
+    """The state ``(x, w)`` of :meth:`prior` at times ``t`` ``(B,)``: ``w ~ N(0, I_K)``,
+    ``x = rho_t . w + s_c(t) eps`` (the kernel from ``x0 = 0``)."""
+    if self.num_ou == 0:
+      return {"x": self._gauss.prior_at(key, shape, t), "w": jnp.zeros(tuple(shape) + (0,))}
     k_gauss, k_latent = base.split_noise_key(key)
     eps = jax.random.normal(k_gauss, shape)
     w = jax.random.normal(k_latent, tuple(shape) + (self.num_ou,))
-    co = self.coefficients(jnp.full((shape[0],), self.t_max))
+    co = self.coefficients(t)
     x = jnp.sum(_per_example(co.rho, w) * w, axis=-1) + base.bcast(co.cond_std, eps) * eps
     return {"x": x, "w": w}
 
