@@ -125,13 +125,13 @@ def default_config() -> ConfigDict:
   c.sampling.grid = "edm"
   c.sampling.rho = 7.0
   c.sampling.final_denoise = True  # the last evaluation returns E[x0 | x_t_min] (EDM's last step)
-  # edm_sde only (EDM Alg. 2; lim_jax.samplers.Churn): churn, the noise-level window [s_tmin,
-  # s_tmax] where noise is added (shared noise-level axis; s_tmax <= 0: no upper end), and the
-  # added noise's scale. EDM's ImageNet-64 setting with S_noise = 1.
   # A shared sampling range in the noise level, one value for every family of a study (0: the
   # family's own end r(t_min) / r(t_max); levels beyond the family's range keep its end).
   c.sampling.noise_min = 0.0
   c.sampling.noise_max = 0.0
+  # edm_sde only (EDM Alg. 2; lim_jax.samplers.Churn): churn, the noise-level window [s_tmin,
+  # s_tmax] where noise is added (shared noise-level axis; s_tmax <= 0: no upper end), and the
+  # added noise's scale. EDM's ImageNet-64 setting with S_noise = 1.
   c.sampling.s_churn = 40.0
   c.sampling.s_tmin = 0.05
   c.sampling.s_tmax = 50.0
@@ -237,6 +237,17 @@ def _require(cond: bool, field: str, msg: str, value: Any) -> None:
     raise ValueError(f"{field} {msg}, got {value!r}")
 
 
+def _finite_number(section: ConfigDict, field: str, default: float, lo: float = 0.0,
+                   strict: bool = False, note: str = "") -> float:
+  """Refuses ``field`` (read from its ``section``, ``default`` if absent) unless it is a finite real
+  number ``> lo`` (``strict``) or ``>= lo``; returns it."""
+  value = section.get(field.split(".")[-1], default)
+  ok = (not isinstance(value, bool) and isinstance(value, numbers.Real) and math.isfinite(value)
+        and (value > lo if strict else value >= lo))
+  _require(ok, field, f"must be a finite number {'>' if strict else '>='} {lo:g}{note}", value)
+  return value
+
+
 def _positive_int(config: ConfigDict, field: str) -> None:
   section, name = field.split(".")
   value = config[section][name]
@@ -329,27 +340,20 @@ def validate(config: ConfigDict, num_devices: int | None = None,
   _require(sp.time_power >= 1, "sampling.time_power", "must be >= 1", sp.time_power)
   _require(sp.get("grid", "uniform_t") in grids.GRIDS, "sampling.grid",
            f"must be one of {grids.GRIDS}", sp.get("grid"))
-  rho = sp.get("rho", 7.0)
-  _require(not isinstance(rho, bool) and isinstance(rho, numbers.Real) and math.isfinite(rho)
-           and rho > 0, "sampling.rho", "must be a finite number > 0", rho)
+  _finite_number(sp, "sampling.rho", 7.0, strict=True)
   final = sp.get("final_denoise", False)
   _require(isinstance(final, bool), "sampling.final_denoise", "must be a bool", final)
-  for f, lo, strict in (("s_churn", 0.0, False), ("s_tmin", 0.0, False), ("s_tmax", 0.0, False),
-                        ("s_noise", 0.0, True)):
-    v = sp.get(f, 1.0)
-    ok = (not isinstance(v, bool) and isinstance(v, numbers.Real) and math.isfinite(v)
-          and (v > lo if strict else v >= lo))
-    _require(ok, f"sampling.{f}", f"must be a finite number {'>' if strict else '>='} {lo:g}", v)
-  for f in ("noise_min", "noise_max"):
-    v = sp.get(f, 0.0)
-    _require(not isinstance(v, bool) and isinstance(v, numbers.Real) and math.isfinite(v)
-             and v >= 0, f"sampling.{f}", "must be a finite number >= 0 (0: the family's own end)",
-             v)
-  lo, hi = sp.get("noise_min", 0.0), sp.get("noise_max", 0.0)
-  _require(hi <= 0 or hi > lo, "sampling.noise_max", "must be > sampling.noise_min (or 0)", hi)
-  s_tmax = sp.get("s_tmax", 50.0)
-  _require(s_tmax <= 0 or s_tmax > sp.get("s_tmin", 0.0), "sampling.s_tmax",
+  churn = samplers.Churn()
+  s_churn, s_tmin, s_tmax = (_finite_number(sp, f"sampling.{f}", getattr(churn, f))
+                             for f in ("s_churn", "s_tmin", "s_tmax"))
+  _finite_number(sp, "sampling.s_noise", churn.s_noise, strict=True)
+  _require(s_tmax <= 0 or s_tmax > s_tmin, "sampling.s_tmax",
            "must be > sampling.s_tmin (or <= 0: no upper end)", s_tmax)
+  noise_min, noise_max = (_finite_number(sp, f"sampling.{f}", 0.0,
+                                         note=" (0: the family's own end)")
+                          for f in ("noise_min", "noise_max"))
+  # The span on this family's own noise levels, and whether its sampler accepts one.
+  samplers.sampling_span(process, sp.sampler, noise_min, noise_max)
   label = sp.get("class_label", -1)
   _require(isinstance(label, numbers.Integral) and not isinstance(label, bool)
            and (label == -1 or 0 <= label < classes), "sampling.class_label",

@@ -99,6 +99,19 @@ class Churn:
     return min(self.s_churn / max(num_steps, 1), math.sqrt(2.0) - 1.0)
 
 
+def sampling_span(process: Process, sampler: str, noise_min: float = 0.0,
+                  noise_max: float = 0.0) -> grids.Range:
+  """:func:`lim_jax.processes.grids.sampling_range` for ``sampler``: a trajectory sampler (DLPM's
+  ``dlpm``) draws its own prior at ``t_max`` and ends at ``t_min``, so it refuses a narrower span.
+  ``config_lib.validate`` calls this too, so a bad span is refused before anything compiles."""
+  span = grids.sampling_range(process, noise_min, noise_max)
+  if (process.sampler_aliases().get(sampler, sampler) in process.trajectory_samplers()
+      and span != grids.sampling_range(process)):
+    raise ValueError(f"sampling.noise_min / noise_max are not supported by {sampler!r} (it draws "
+                     "its own prior at t_max and ends at t_min); leave them 0")
+  return span
+
+
 def available(process: Process) -> tuple[str, ...]:
   """Sampler names valid for ``process``."""
   names = ["euler", "heun", "em"] + (["pc"] if process.has_corrector() else [])
@@ -157,16 +170,13 @@ def make_sampler(process: Process, apply_fn, sampler: str, nfe: int, *, snr: flo
   apply_fn = precondition.wrap(process, apply_fn, precond)
   sampler = process.sampler_aliases().get(sampler, sampler)
 
-  span = grids.sampling_range(process, noise_min, noise_max)
+  span = sampling_span(process, sampler, noise_min, noise_max)
 
   def grid_fn(num_steps: int) -> Array:
     return grids.make_grid(process, num_steps, grid, rho, time_power, span)
 
   custom = process.trajectory_samplers()
   spare = 1 if final_denoise else 0
-  if sampler in custom and span != grids.sampling_range(process):
-    raise ValueError(f"sampling.noise_min / noise_max are not supported by {sampler!r} (it draws "
-                     "its own prior at t_max and ends at t_min); leave them 0")
   if sampler in custom:
     inner = custom[sampler](apply_fn, nfe - spare, grid_fn=grid_fn,
                             batch_sharding=batch_sharding, save_trajectory=save_trajectory)

@@ -359,7 +359,7 @@ def test_shared_sampling_range_sets_the_grid_ends(family, grid):
 
 def test_shared_sampling_range_refusals():
   """An empty span and a trajectory sampler that draws its own prior are refused, naming the
-  field; so are bad values in the config."""
+  field, by the sampler factory and by ``config_lib.validate``; so are bad values in the config."""
   proc = make_process("levy")
   with pytest.raises(ValueError, match="^sampling.noise_max"):
     grids.sampling_range(proc, 5.0, 1e-6)
@@ -373,6 +373,18 @@ def test_shared_sampling_range_refusals():
   cfg = config_lib.default_config()
   cfg.sampling.noise_min, cfg.sampling.noise_max = 2.0, 1.0
   with pytest.raises(ValueError, match="^sampling[.]noise_max"):
+    config_lib.validate(cfg)
+  # Refused by validate, before anything compiles: a span empty on this family's own levels
+  # (jump's lowest is 0.055) and a trajectory sampler with a span.
+  cfg = config_lib.default_config()
+  config_lib.set_family(cfg, "jump")
+  cfg.process.t_max, cfg.sampling.sampler, cfg.sampling.noise_max = 10.0, "ei_ode", 0.01
+  with pytest.raises(ValueError, match="^sampling[.]noise_max"):
+    config_lib.validate(cfg)
+  cfg = config_lib.default_config()
+  config_lib.set_family(cfg, "levy")
+  cfg.sampling.sampler, cfg.sampling.noise_max = "dlpm", 10.0
+  with pytest.raises(ValueError, match="^sampling.noise_min / noise_max"):
     config_lib.validate(cfg)
 
 
