@@ -33,6 +33,14 @@ family's steps see its native output whatever ``model.parameterization`` is. Sam
   - ``dpmpp_2m``: the second-order multistep DPM-Solver++(2M) (Lu et al. 2022, "DPM-Solver++",
     Alg. 2) in ``lambda = -log r``: ``D' = (1 + 1/(2q)) D_i - D_{i-1}/(2q)``,
     ``q = h_{i-1}/h_i``, then the ``ddim`` step with ``D'`` (first step: ``ddim``);
+  - ``dpmpp_2m_sde``: its stochastic counterpart, SDE-DPM-Solver++(2M) (Lu et al. 2022,
+    "DPM-Solver++", §4 / App. B, the midpoint form): the ``ancestral`` step below with ``D'`` in
+    place of ``D``. In ``y`` units the ancestral step is ``y_s = a^2 y_t + (1 - a^2) D + r_s b z``
+    for every ``alpha`` (``a = r_s/r_t = e^{-h}``), the exact solution of
+    ``dy = 2 (D - y) d lambda + noise`` with ``D`` frozen over the step; with ``D`` linear in
+    ``lambda`` through the previous evaluation the drift integral gains
+    ``(1 - a^2) (D_i - D_{i-1}) / (2q)``, the same ``D'``. The noise term is unchanged, so it stays
+    exact for point-mass data (``D_i = D_{i-1}``) and draws the family's own noise;
   - ``ancestral``: ``y_s = D + r_s (a n_hat + b z)`` with ``n_hat = (y_t - D)/r_t``,
     ``a = r_s/r_t`` and ``b = (1 - a^alpha)^{1/alpha}``, ``z`` the family's own unit noise
     (:meth:`Process.ancestral_noise`) of stability ``alpha`` (2 for Gaussian noise): for Gaussian
@@ -67,9 +75,9 @@ from lim_jax.processes.base import Process, Sampler, bcast
 
 Array = jax.Array
 GENERIC = ("euler", "heun", "em", "pc")
-DENOISER_SAMPLERS = ("ddim", "edm_heun", "edm_sde", "dpmpp_2m", "ancestral")
+DENOISER_SAMPLERS = ("ddim", "edm_heun", "edm_sde", "dpmpp_2m", "dpmpp_2m_sde", "ancestral")
 EVALS_PER_STEP = {"heun": 2, "pc": 2, "edm_heun": 2, "edm_sde": 2}
-MIN_STEPS = {"dpmpp_2m": 2}  # a multistep method needs a previous step
+MIN_STEPS = {"dpmpp_2m": 2, "dpmpp_2m_sde": 2}  # a multistep method needs a previous step
 time_grid = grids.time_grid  # re-exported: the uniform_t grid
 
 
@@ -116,7 +124,8 @@ def available(process: Process) -> tuple[str, ...]:
   """Sampler names valid for ``process``."""
   names = ["euler", "heun", "em"] + (["pc"] if process.has_corrector() else [])
   if process.location_scale:
-    names += [n for n in DENOISER_SAMPLERS if (n != "ancestral" or process.has_ancestral)
+    names += [n for n in DENOISER_SAMPLERS
+              if (n not in ("ancestral", "dpmpp_2m_sde") or process.has_ancestral)
               and (n != "edm_sde" or process.has_churn)]
   names += [n for n in process.extra_steps() if n not in names]
   names += [n for n in process.sampler_aliases() if n not in names]
@@ -243,18 +252,26 @@ def make_sampler(process: Process, apply_fn, sampler: str, nfe: int, *, snr: flo
     if sampler == "edm_heun":
       return heun(params, state, y, d, r_t, r_s, t_next), prev
     if sampler == "ancestral":
-      n_hat = (y - d) / bcast(r_t, y)
-      alpha = process.noise_stability
-      b = bcast((-jnp.expm1(alpha * jnp.log(r_s / r_t))) ** (1.0 / alpha), y)
-      z = process.ancestral_noise(key, n_hat)
-      return move(state, t_next, d + bcast(r_s, y) * (ratio * n_hat + b * z)), prev
-    # dpmpp_2m: prev = (D of the previous step, its h = log(r_prev / r_t), whether it exists).
+      return ancestral(key, state, y, d, r_t, r_s, t_next), prev
+    # dpmpp_2m(_sde): prev = (D of the previous step, its h = log(r_prev / r_t), whether it exists).
     d_prev, h_prev, has_prev = prev
     h = jnp.log(r_t / r_s)
     q = bcast(h_prev / h, y)
     corrected = (1.0 + 0.5 / q) * d - (0.5 / q) * d_prev
     d_eff = jnp.where(has_prev, corrected, d)
-    return move(state, t_next, d_eff + ratio * (y - d_eff)), (d, h, jnp.ones((), bool))
+    carry = (d, h, jnp.ones((), bool))
+    if sampler == "dpmpp_2m_sde":
+      return ancestral(key, state, y, d_eff, r_t, r_s, t_next), carry
+    return move(state, t_next, d_eff + ratio * (y - d_eff)), carry
+
+  def ancestral(key, state, y, d, r_t, r_s, t_next):
+    """``y_s = d + r_s (a n_hat + b z)``, ``n_hat = (y - d)/r_t``, ``a = r_s/r_t``,
+    ``b = (1 - a^alpha)^{1/alpha}``, ``z`` the family's own unit noise (module docstring)."""
+    n_hat = (y - d) / bcast(r_t, y)
+    alpha = process.noise_stability
+    b = bcast((-jnp.expm1(alpha * jnp.log(r_s / r_t))) ** (1.0 / alpha), y)
+    z = process.ancestral_noise(key, n_hat)
+    return move(state, t_next, d + bcast(r_s, y) * (bcast(r_s / r_t, y) * n_hat + b * z))
 
   def step(params, key, state, t_cur, t_next):
     if sampler == "euler":

@@ -403,7 +403,7 @@ def test_deterministic_samplers_reproduce_gaussian_data(variant, name, nfe, grid
   assert p > 1e-3 and abs(std_ratio - 1) < 0.02, (p, std_ratio)
 
 
-POINT_MASS = [("edm", "ancestral"), ("flow", "euler")] + [
+POINT_MASS = [("edm", "ancestral"), ("edm", "dpmpp_2m_sde"), ("flow", "euler")] + [
     pytest.param(v, n, marks=pytest.mark.slow)
     for v, n in [("flow", "ancestral"), ("edm", "euler")] + [
         (v, n) for v in ("edm", "flow") for n in ("ddim", "edm_heun", "dpmpp_2m", "heun")]]
