@@ -253,8 +253,8 @@ class Process(abc.ABC):
 
   @property
   def has_ancestral(self) -> bool:
-    """Whether the ``ancestral`` denoiser-form step applies (:meth:`ancestral_noise` keeps the law
-    of ``n``); by default every location-scale family."""
+    """Whether the ``ancestral`` and ``dpmpp_2m_sde`` denoiser-form steps apply
+    (:meth:`ancestral_noise` keeps the law of ``n``); by default every location-scale family."""
     return self.location_scale
 
   @property
