@@ -297,13 +297,15 @@ EDM_SAMPLING = [
     ("edm_sde churn 40 [0.05, 50]", "edm_sde", {}),
     ("edm_sde churn 4", "edm_sde", {"sampling.s_churn": 4.0, "sampling.s_tmin": 0.0,
                                     "sampling.s_tmax": 0.0}),
+    ("dpmpp_2m_sde", "dpmpp_2m_sde", {}),
 ]
 EDM_SIGMA_MAX = (80.0, 10.0)
 
 
 def part_edm_sampling(args) -> list[dict]:
-  """The models of part ``edm`` (trained here if absent), sampled with Heun and EDM's stochastic
-  sampler at 35 and 255 NFE, with EDM's sigma_max = 80 and a toy-scale sigma_max = 10."""
+  """The models of part ``edm`` (trained here if absent), sampled with Heun, EDM's stochastic
+  sampler and SDE-DPM-Solver++(2M) at 35 and 255 NFE, with EDM's sigma_max = 80 and a toy-scale
+  sigma_max = 10."""
   from lim_jax import config_lib  # pylint: disable=g-import-not-at-top
   rows = []
   for seed in range(args.seeds):
