@@ -183,7 +183,7 @@ def test_bench_fbm_diversity_tiny(tmp_path):
 def test_bench_design_space_tiny(tmp_path):
   """Parts ``allocation``, ``edm`` and ``edm_sampling`` at the tiny size: one allocation row per
   family and design with shares in [0, 100] %, and for each of moons / ring8 the EDM table's row
-  and the six sampling rows (sigma_max 80 and 10, three samplers) plus the VP row, all finite;
+  and the eight sampling rows (sigma_max 80 and 10, four samplers) plus the VP row, all finite;
   ``edm_sampling`` restores the models ``edm`` trained (the shared rows agree)."""
   stdout = run_script("bench_design_space.py", "--tiny", "--parts=allocation,edm,edm_sampling",
                       f"--out={tmp_path}")
@@ -197,8 +197,8 @@ def test_bench_design_space_tiny(tmp_path):
     rows = table_rows(stdout, dataset)
     edm_row = [r for r in rows if len(r) == 6]
     sampling = [r for r in rows if len(r) == 7]
-    assert len(edm_row) == 1 and len(sampling) == 7, rows
-    assert [r[1] for r in sampling] == ["80"] * 3 + ["10"] * 3 + ["VP"]
+    assert len(edm_row) == 1 and len(sampling) == 9, rows
+    assert [r[1] for r in sampling] == ["80"] * 4 + ["10"] * 4 + ["VP"]
     assert all(math.isfinite(v) for r in rows for v in numbers(r[1:4]) if r[1] != "VP")
     heun80 = sampling[0]
     assert heun80[2] == "heun" and heun80[3] == edm_row[0][1]  # the same model, key and data
