@@ -92,6 +92,19 @@ def _is_storage_error(e: BaseException) -> bool:
       ("PERMISSION_DENIED", "DATA_LOSS", "NOT_FOUND")))
 
 
+def _attempt(fn: Callable[[], Any]) -> tuple[Any, BaseException | None, int]:
+  """Runs ``fn()`` once: ``(its result or None, the storage error or None, the outcome all hosts
+  agree on)``. An error that is not a storage error is re-raised (a bug, not a flaky store)."""
+  result, error = None, None
+  try:
+    result = fn()
+  except Exception as e:  # pylint: disable=broad-except  # classified; the rest re-raised
+    if not _is_storage_error(e):
+      raise
+    error = e
+  return result, error, _agree(_outcome(error))
+
+
 def _agree(code: int) -> int:
   """The worst outcome over all processes (every process then takes the same branch)."""
   if jax.process_count() == 1:
@@ -167,16 +180,12 @@ class Checkpointer:
 
   def _start(self, step: int, state: Any, config_dict: dict) -> bool:
     """``manager.save``, its synchronous part retried on transient errors."""
+    def save() -> bool:
+      return self.manager.save(step, args=ocp.args.Composite(
+          state=ocp.args.StandardSave(state), config=ocp.args.JsonSave(config_dict)), force=True)
+
     while True:
-      error, saved = None, False
-      try:
-        saved = self.manager.save(step, args=ocp.args.Composite(
-            state=ocp.args.StandardSave(state), config=ocp.args.JsonSave(config_dict)), force=True)
-      except Exception as e:  # classified below; anything that is not a storage error re-raised
-        if not _is_storage_error(e):
-          raise
-        error = e
-      agreed = _agree(_outcome(error))
+      saved, error, agreed = _attempt(save)
       if agreed == _OK:
         return saved
       self._failed(step, error, agreed)
@@ -189,14 +198,7 @@ class Checkpointer:
     step, state, config_dict = self._pending
     self._pending = None
     while True:
-      error = None
-      try:
-        self.manager.wait_until_finished()
-      except Exception as e:  # classified below; anything that is not a storage error re-raised
-        if not _is_storage_error(e):
-          raise
-        error = e
-      agreed = _agree(_outcome(error))
+      _, error, agreed = _attempt(self.manager.wait_until_finished)
       if agreed == _OK:
         self._failures = 0
         return

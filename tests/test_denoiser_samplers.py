@@ -19,6 +19,7 @@ from scipy import optimize, stats
 
 from lim_jax import config_lib, samplers
 from lim_jax.processes import base
+from test_design_space import edm_process
 
 N = 30_000  # samples (x 2 iid coordinates per IQR): relative standard error of an IQR ~ 0.6 %
 
@@ -26,13 +27,6 @@ N = 30_000  # samples (x 2 iid coordinates per IQR): relative standard error of 
 def make(family, **fields):
   cfg = config_lib.default_config()
   config_lib.set_family(cfg, family, **fields)
-  return config_lib.validate(cfg)
-
-
-def edm():
-  cfg = config_lib.default_config()
-  config_lib.set_family(cfg, "gaussian")
-  cfg.process.sde, cfg.process.t_min, cfg.process.t_min_train = "edm", 0.002, 0.002
   return config_lib.validate(cfg)
 
 
@@ -132,7 +126,14 @@ def gaussian_data_apply(proc, var):
   return apply_fn
 
 
-@pytest.mark.parametrize("proc_fn", (edm, lambda: make("gaussian")), ids=("edm", "vp"))
+def gaussian_data_end_std(proc, var: float) -> float:
+  """The exact std of the samples at the sampling range's low end, for data ``N(0, var)``:
+  ``gamma(t_min) sqrt(var + r_min^2)`` (the marginal there, per coordinate)."""
+  r_lo, _ = proc.sampling_noise_range()
+  return float(proc.signal_scale(jnp.asarray([proc.t_min]))[0]) * math.sqrt(var + r_lo**2)
+
+
+@pytest.mark.parametrize("proc_fn", (edm_process, lambda: make("gaussian")), ids=("edm", "vp"))
 def test_convergence_orders(proc_fn):
   """Gaussian data ``N(0, 0.25)``, exact denoiser, deterministic samplers on the rho = 7 grid, from
   the same prior draws: the RMS error of the end point against the closed-form flow
@@ -160,7 +161,7 @@ def test_convergence_orders(proc_fn):
   assert slopes["edm_heun"] >= 1.8 and slopes["dpmpp_2m"] >= 1.8, slopes
 
 
-@pytest.mark.parametrize("proc_fn", (edm, lambda: make("gaussian")), ids=("edm", "vp"))
+@pytest.mark.parametrize("proc_fn", (edm_process, lambda: make("gaussian")), ids=("edm", "vp"))
 def test_stochastic_convergence_orders(proc_fn):
   """Gaussian data ``N(0, 0.25)``, exact denoiser, rho = 7 grid: the relative error of the final
   std against the exact ``gamma sqrt(v + r_min^2)`` falls with NFE in 20..80 with a fitted slope of
@@ -169,8 +170,7 @@ def test_stochastic_convergence_orders(proc_fn):
   point: the std's relative standard error 7e-4 is 10 % of the smallest error (7e-3)."""
   proc, var = proc_fn(), 0.25
   apply_fn = gaussian_data_apply(proc, var)
-  r_lo, _ = proc.sampling_noise_range()
-  true_sd = float(proc.signal_scale(jnp.asarray([proc.t_min]))[0]) * math.sqrt(var + r_lo**2)
+  true_sd = gaussian_data_end_std(proc, var)
   nfes, slopes = (20, 40, 80), {}
   for name in ("ancestral", "dpmpp_2m_sde"):
     errs = []
@@ -186,7 +186,7 @@ def test_stochastic_convergence_orders(proc_fn):
 def test_edm_sde_without_churn_is_edm_heun():
   """``s_churn = 0`` adds no noise, so ``edm_sde`` takes ``edm_heun``'s steps (Karras et al.
   2022: Alg. 2 with ``S_churn = 0`` is Alg. 1)."""
-  proc, var = edm(), 0.25
+  proc, var = edm_process(), 0.25
   apply_fn, key, shape = gaussian_data_apply(proc, var), jax.random.PRNGKey(3), (500, 2)
   heun = samplers.make_sampler(proc, apply_fn, "edm_heun", 20, grid="edm").sample(None, key, shape)
   sde = samplers.make_sampler(proc, apply_fn, "edm_sde", 20, grid="edm",
@@ -194,7 +194,7 @@ def test_edm_sde_without_churn_is_edm_heun():
   np.testing.assert_allclose(np.asarray(sde), np.asarray(heun), rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.parametrize("proc_fn", (edm, lambda: make("gaussian")), ids=("edm", "vp"))
+@pytest.mark.parametrize("proc_fn", (edm_process, lambda: make("gaussian")), ids=("edm", "vp"))
 def test_edm_sde_converges_on_gaussian_data(proc_fn):
   """Gaussian data ``N(0, 0.25)``, exact denoiser, ``edm_sde`` with the default churn (the largest
   per-step factor, for ``r`` in [0.05, 50]) on the rho = 7 grid: the relative error of the final
@@ -203,8 +203,7 @@ def test_edm_sde_converges_on_gaussian_data(proc_fn):
   (measured 1.6-2.0 %; the estimate's standard error over 3 x 40000 coordinates is 0.2 %)."""
   proc, var = proc_fn(), 0.25
   apply_fn = gaussian_data_apply(proc, var)
-  r_lo, _ = proc.sampling_noise_range()
-  true_sd = float(proc.signal_scale(jnp.asarray([proc.t_min]))[0]) * math.sqrt(var + r_lo**2)
+  true_sd = gaussian_data_end_std(proc, var)
   nfes, errs = (20, 40, 80, 160), []
   for nfe in nfes:
     smp = samplers.make_sampler(proc, apply_fn, "edm_sde", nfe, grid="edm")
