@@ -25,9 +25,11 @@ with the bounded input, the rho = 7 grid in the noise level, clip 10). Parts:
   255 NFE, against the VP score SDE (``toy_gaussian.py`` in the paper design) sampled with
   ``ei_sde`` at 200 NFE after the same training budget, over ``--seeds``;
 * ``edm_sampling``: the same models (restored from ``--out`` when part ``edm`` ran there), sampled
-  with Heun and with EDM's stochastic sampler ``edm_sde`` (two churn settings fixed in
-  ``EDM_SAMPLING``) at 35 and 255 NFE, with EDM's sigma_max = 80 and a toy-scale sigma_max = 10
-  (prior ``N(0, sigma_max^2)``; same training), each against the VP score SDE at 200 NFE.
+  with Heun, with EDM's stochastic sampler ``edm_sde`` (two churn settings fixed in
+  ``EDM_SAMPLING``) and with SDE-DPM-Solver++(2M) at 35 and 255 NFE, with EDM's sigma_max = 80
+  and a toy-scale sigma_max = 10 (prior ``N(0, sigma_max^2)``; same training), each against the VP
+  score SDE at 200 NFE; a last row per dataset scores fresh data against the same reference (the
+  estimate's floor at ``--num_samples``: no sampler can be expected below it).
 
 Outputs: Markdown tables on stdout and ``--out/design_space.json``.
 """
@@ -318,9 +320,21 @@ def part_edm_sampling(args) -> list[dict]:
                 for nfe in (35, 255)]
       scores = train_and_score(edm, os.path.join(args.out, "runs", f"edm_{dataset}_{seed}"),
                                sweeps, args.num_samples)
-      rows.append(dict(seed=seed, dataset=dataset, vp=vp_baseline(args, dataset, seed), **scores))
+      rows.append(dict(seed=seed, dataset=dataset, vp=vp_baseline(args, dataset, seed),
+                       floor=data_floor(edm, args.num_samples), **scores))
       print(f"# edm_sampling {dataset} seed {seed}: {rows[-1]}", flush=True)
   return rows
+
+
+def data_floor(cfg, num_samples: int) -> float:
+  """Sliced W1 of ``num_samples`` fresh data points against the reference ``train_and_score``
+  scores a model's samples against (same points, same projections): what an exact sampler of the
+  data law would score, the estimate's floor at this sample size."""
+  from lim_jax import data as data_lib  # pylint: disable=g-import-not-at-top
+  from lim_jax.metrics import toy  # pylint: disable=g-import-not-at-top
+  data = data_lib.get_dataset(cfg.data, cfg.seed)
+  return toy.sliced_wasserstein(data.reference(num_samples, salt=8),
+                                data.reference(num_samples, salt=7), seed=cfg.seed)
 
 
 def table_edm_sampling(rows) -> str:
@@ -340,6 +354,12 @@ def table_edm_sampling(rows) -> str:
                      f"{b.mean():.4f} ± {b.std():.4f} | {100 * (a.mean() / b.mean() - 1):+.1f} % | "
                      f"{diff.mean:+.4f} [{diff.low:+.4f}, {diff.high:+.4f}] |")
     lines.append(f"| {dataset} | VP | ei_sde@200 | {vp.mean():.4f} ± {vp.std():.4f} | | | |")
+    if all("floor" in r for r in sel):
+      floor = np.array([r["floor"] for r in sel])
+      diff = stats.t_interval(floor - vp)
+      lines.append(f"| {dataset} | - | data vs data (floor) | {floor.mean():.4f} ± "
+                   f"{floor.std():.4f} | | | "
+                   f"{diff.mean:+.4f} [{diff.low:+.4f}, {diff.high:+.4f}] |")
   return "\n".join(lines)
 
 
