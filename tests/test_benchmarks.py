@@ -183,9 +183,9 @@ def test_bench_fbm_diversity_tiny(tmp_path):
 def test_bench_design_space_tiny(tmp_path):
   """Parts ``allocation``, ``edm`` and ``edm_sampling`` at the tiny size: one allocation row per
   family and design with shares in [0, 100] %, and for each of moons / ring8 the EDM table's row
-  and the eight sampling rows (sigma_max 80 and 10, four samplers) plus the VP row and the
-  data-vs-data floor (positive), all finite; ``edm_sampling`` restores the models ``edm`` trained
-  (the shared rows agree)."""
+  (with its data-vs-data floor, positive) and the eight sampling rows (sigma_max 80 and 10, four
+  samplers) plus the VP row and the data-vs-data row (positive), all finite; ``edm_sampling``
+  restores the models ``edm`` trained (the shared rows agree)."""
   stdout = run_script("bench_design_space.py", "--tiny", "--parts=allocation,edm,edm_sampling",
                       f"--out={tmp_path}")
   for family in ("gaussian", "levy", "jump", "fbm", "mixture", "student_t"):
@@ -196,12 +196,13 @@ def test_bench_design_space_tiny(tmp_path):
       assert 0 <= share <= 100
   for dataset in ("moons", "ring8"):
     rows = table_rows(stdout, dataset)
-    edm_row = [r for r in rows if len(r) == 6]
+    edm_row = [r for r in rows if len(r) == 8]
     sampling = [r for r in rows if len(r) == 7]
     assert len(edm_row) == 1 and len(sampling) == 10, rows
     assert [r[1] for r in sampling] == ["80"] * 4 + ["10"] * 4 + ["VP", "-"]
     assert sampling[-1][2] == "data vs data (floor)" and numbers(sampling[-1][3:4])[0] > 0
     assert all(math.isfinite(v) for r in rows for v in numbers(r[1:4]) if r[1] != "VP")
+    assert numbers(edm_row[0][7:8])[0] > 0
     heun80 = sampling[0]
     assert heun80[2] == "heun" and heun80[3] == edm_row[0][1]  # the same model, key and data
   assert (tmp_path / "design_space.json").exists()
