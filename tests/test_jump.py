@@ -715,15 +715,15 @@ def test_training_toy_jump_lowers_loss_and_tail_error():
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason=(
-    "tail error 0.31-0.36 > 0.25 with jax 0.10.1/0.10.2 (same code that passed under the libraries "
-    "of 2026-11); at 20000 samples 0.39-0.44 against a data-vs-data 0.01-0.05: the model, not the "
-    "metric. One training run's tail depends on floating-point details; the bar needs seeds"))
+@pytest.mark.xfail(strict=False, reason=(
+    "host-dependent: the same code passed CI on 2026-12-02 and gives tail error 0.36 (jax 0.10.2) "
+    "and 0.31 (0.10.1) on a 2026-12-03 host without AVX-512; at 20000 samples 0.39-0.44 against a "
+    "data-vs-data 0.01-0.05, so the model differs, not the metric. The bar needs seeds"))
 def test_training_toy_jump_longer():
   """As above with 3000 steps, batch 512, 4x128 MLP; tail error required below 0.25.
 
-  Known to fail with today's libraries (the xfail reason): kept strict, so that it is reported when
-  it passes again, until a multi-seed study sets the bar."""
+  One training run's tail depends on floating-point details (the xfail reason), so on some hosts it
+  passes and on others not: not strict, until a multi-seed study sets a bar every host meets."""
   (loss0, tail0), (loss1, tail1) = _train_toy_jump(3000, 512, 128, 4)
   assert loss1 < 0.7 * loss0, (loss0, loss1)
   assert tail1 < 0.25, (tail0, tail1)
