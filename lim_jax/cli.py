@@ -11,6 +11,7 @@ import difflib
 import importlib
 import os
 import sys
+import time
 
 from absl import flags, logging
 from ml_collections import config_dict
@@ -36,6 +37,32 @@ def user_error(msg: str) -> None:
 
 def failure(msg: str) -> None:
   print(f"lim_jax: {one_line(msg)}", file=sys.stderr)
+  sys.exit(FAILURE)
+
+
+def failure_over_threads(msg: str, settle_s: float = 0.05) -> None:
+  """:func:`failure` while other threads may still write to stderr (Orbax's failed asynchronous
+  checkpoint writes print tracebacks as they unwind, from Python and from TensorStore's threads).
+  ``sys.stderr`` writes through, piece by piece, so a plain :func:`failure` can land inside one of
+  their lines or be followed by them. Here new Python writes go to ``os.devnull`` first
+  (``sys.stderr`` is replaced); after ``settle_s`` seconds, in which a traceback already being
+  printed to the old ``sys.stderr`` finishes its line, descriptor 2 is pointed at ``os.devnull``
+  too (for C writers and late pieces), and the line goes in one ``write`` to a copy of the original
+  descriptor: whole, and last. What was written before the call is kept; what the other threads
+  write after it is dropped.
+  """
+  line = f"lim_jax: {one_line(msg)}\n".encode()
+  try:
+    original = os.dup(2)
+    null = os.open(os.devnull, os.O_WRONLY)
+  except OSError:  # no descriptor to spare: the plain line is still better than none
+    failure(msg)
+  sys.stderr = os.fdopen(os.dup(null), "w")
+  time.sleep(settle_s)
+  os.dup2(null, 2)
+  os.close(null)
+  os.write(original, line)
+  os.close(original)
   sys.exit(FAILURE)
 
 

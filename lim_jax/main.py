@@ -19,9 +19,7 @@ full disk).
 from __future__ import annotations
 
 import errno
-import logging as std_logging
 import os
-import sys
 
 from absl import app, flags, logging
 from ml_collections import config_flags
@@ -121,12 +119,9 @@ def main(argv: list[str]) -> None:
   except train.NonFiniteError as e:
     _failure(f"training stopped: {e}")
   except checkpoint.CheckpointSaveError as e:
-    # Orbax's failed background writes are garbage-collected at exit, where asyncio logs each as
-    # "Task exception was never retrieved" (or, once its loop is closed, raises "Event loop is
-    # closed" into sys.unraisablehook) with a traceback after this line: the failure is reported.
-    std_logging.getLogger("asyncio").disabled = True
-    sys.unraisablehook = lambda unraisable: None
-    _failure(f"training stopped: {e}")
+    # Orbax's failed background writes keep printing tracebacks ("Event loop is closed", "Task
+    # exception was never retrieved") while they unwind and at exit: the failure is reported.
+    cli.failure_over_threads(f"training stopped: {e}")
   except OSError as e:
     _storage_error(e, workdir)
 

@@ -90,3 +90,43 @@ def test_user_errors_exit_2_with_one_line(tmp_path):
     assert "Traceback" not in r.stderr, r.stderr[-2000:]
     last = r.stderr.strip().splitlines()[-1]
     assert last.startswith("lim_jax: error:") and needle in last, (args, last)
+
+
+_NOISY_FAILURE = """
+import atexit, os, sys, threading, time
+from lim_jax import cli
+
+atexit.register(time.sleep, 0.05)  # the writers go on at exit, as Orbax's threads do
+
+started = threading.Event()
+
+def traceback_printer():  # what a failed background write does while it unwinds
+  while True:
+    err = sys.stderr  # a traceback printer holds its file while it writes a line in pieces
+    err.write("RuntimeError")
+    started.set()
+    time.sleep(1e-4)
+    err.write(": Event loop is closed\\n")
+    os.write(2, b"a C++ thread's line\\n")  # a writer below sys.stderr
+
+threading.Thread(target=traceback_printer, daemon=True).start()
+started.wait()
+sys.stderr.write("written before the failure\\n")
+time.sleep(0.01)
+cli.{func}("training stopped: the disk is full")
+"""
+
+
+@pytest.mark.parametrize("func", ["failure_over_threads", "failure"])
+def test_failure_over_threads_is_the_whole_last_line(func):
+  """A thread writing half-lines to ``sys.stderr`` and whole lines to descriptor 2 while the run
+  fails (as Orbax's unwinding writes do after a failed checkpoint): :func:`cli.failure_over_threads`
+  still ends stderr with its own line, whole, exit 1, and keeps what came before. The plain
+  :func:`cli.failure` is the control: it is spliced into a half-line or followed by more output."""
+  env = dict(os.environ, PYTHONPATH=str(ROOT))
+  r = subprocess.run([sys.executable, "-c", _NOISY_FAILURE.format(func=func)], env=env,
+                     capture_output=True, text=True, timeout=60)
+  assert r.returncode == 1, r.stderr[-2000:]
+  assert "written before the failure\n" in r.stderr
+  last_is_ours = r.stderr.endswith("\nlim_jax: training stopped: the disk is full\n")
+  assert last_is_ours == (func == "failure_over_threads"), r.stderr[-300:]
