@@ -671,14 +671,17 @@ def _tail_log_error(samples, data, levels=TAIL_LEVELS):
   return float(np.mean(np.abs(np.log(got / want))))
 
 
-def _train_toy_jump(steps, batch, hidden, depth):
+def _train_toy_jump(steps, batch, hidden, depth, seed=0):
+  """Trains ``configs/toy_jump.py``'s process on the ``sas`` draws; ``seed`` picks the network's
+  initialisation, the batches and noise, and the sampling key (seed 0: the keys used since the
+  test was written). Returns ``(loss, tail error)`` before and after training."""
   config = config_lib.load_file(TOY_JUMP)
   config.model.hidden, config.model.depth = hidden, depth
   proc = get_process(config.process)
   data = isotropic_stable(jax.random.PRNGKey(0), config.data.alpha, (20_000, 2))
   model = get_model(config.model, (2,), proc.num_outputs)
   apply_fn = make_apply(model)
-  params = model.init(jax.random.PRNGKey(1), data[:2], jnp.ones((2,)))["params"]
+  params = model.init(jax.random.PRNGKey(1 + 100 * seed), data[:2], jnp.ones((2,)))["params"]
   loss_fn = losses.make_loss_fn(proc, apply_fn, config.training.loss, train=False)
   tx = optax.chain(optax.clip_by_global_norm(config.optim.grad_clip), optax.adam(2e-3))
 
@@ -692,12 +695,12 @@ def _train_toy_jump(steps, batch, hidden, depth):
 
   eval_loss = jax.jit(lambda p: loss_fn(p, jax.random.PRNGKey(99), data[:4096])[0])
   sampler = samplers.make_sampler(proc, apply_fn, config.sampling.sampler, 100)
-  tail = lambda p: _tail_log_error(np.asarray(sampler.sample(p, jax.random.PRNGKey(5), (2000, 2))),
-                                   np.asarray(data))
+  tail = lambda p: _tail_log_error(
+      np.asarray(sampler.sample(p, jax.random.PRNGKey(5 + seed), (2000, 2))), np.asarray(data))
   before = (float(eval_loss(params)), tail(params))
   opt_state = tx.init(params)
   for i in range(steps):
-    params, opt_state = step(params, opt_state, jax.random.PRNGKey(1000 + i))
+    params, opt_state = step(params, opt_state, jax.random.PRNGKey(1000 + i + 100_000 * seed))
   return before, (float(eval_loss(params)), tail(params))
 
 
@@ -707,23 +710,30 @@ def test_training_toy_jump_lowers_loss_and_tail_error():
   only expands the prior by e^{bT/2}). 300 Adam steps (batch 128, 2x64 MLP) on 2e4 draws of the
   alpha = 1.7 isotropic stable data of configs/toy_jump.py; loss on a fixed held batch of 4096 and
   the tail-quantile log error of 2000 ei_sde samples (100 NFE). Measured: loss 1.61 -> 0.78, tail
-  error 5.01 -> 0.32; required: loss below 75% of the initial one, tail error below half of it and
-  below 1 (a factor e in the tail quantiles)."""
+  error 5.01 -> 0.32 (0.25 on a 2026-12-03 host; 0.135-0.290 over seeds 0-3); required: loss
+  below 75% of the initial one, tail error below half of it and below 1 (a factor e in the tail
+  quantiles)."""
   (loss0, tail0), (loss1, tail1) = _train_toy_jump(300, 128, 64, 2)
   assert loss1 < 0.75 * loss0, (loss0, loss1)
   assert tail1 < min(0.5 * tail0, 1.0), (tail0, tail1)
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=False, reason=(
-    "host-dependent: the same code passed CI on 2026-12-02 and gives tail error 0.36 (jax 0.10.2) "
-    "and 0.31 (0.10.1) on a 2026-12-03 host without AVX-512; at 20000 samples 0.39-0.44 against a "
-    "data-vs-data 0.01-0.05, so the model differs, not the metric. The bar needs seeds"))
 def test_training_toy_jump_longer():
-  """As above with 3000 steps, batch 512, 4x128 MLP; tail error required below 0.25.
+  """As above with 3000 steps, batch 512, 4x128 MLP, over seeds 0, 1, 2: every seed's loss below
+  70 % of its initial one, and the mean tail error over the seeds below 0.45.
 
-  One training run's tail depends on floating-point details (the xfail reason), so on some hosts it
-  passes and on others not: not strict, until a multi-seed study sets a bar every host meets."""
-  (loss0, tail0), (loss1, tail1) = _train_toy_jump(3000, 512, 128, 4)
-  assert loss1 < 0.7 * loss0, (loss0, loss1)
-  assert tail1 < 0.25, (tail0, tail1)
+  The bar comes from the seeds' spread, not from one run. Measured on 2026-12-03 (2000 samples,
+  the data-vs-data tail error at that size is 0.049), seeds 0-3: 0.405, 0.108, 0.239, 0.240, mean
+  0.248, sd 0.12, so a mean over 3 seeds has standard error 0.070; 0.45 is about that mean + 3 SE.
+  One seed's value moves with floating-point details between hosts (seed 0 passed a 0.25 bar on
+  2026-12-02 and gave 0.355-0.405 on 2026-12-03), which the bar treats as a fresh seed. Ten times
+  the integration test's budget does not lower the tail error: 300 steps (batch 128, 2x64) gave
+  0.254, 0.159, 0.290, 0.135 on the same seeds, mean 0.210. So this test checks that long training
+  stays stable, not that it improves the tail."""
+  tails = []
+  for seed in (0, 1, 2):
+    (loss0, tail0), (loss1, tail1) = _train_toy_jump(3000, 512, 128, 4, seed=seed)
+    assert loss1 < 0.7 * loss0, (seed, loss0, loss1)
+    tails.append(tail1)
+  assert np.mean(tails) < 0.45, tails
