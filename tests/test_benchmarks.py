@@ -210,7 +210,8 @@ def test_bench_design_space_tiny(tmp_path):
 
 def test_nfe_study_goal_table_picks_bests_and_pairs_seeds():
   """bench_nfe_study.goal_table on hand-made rows. gaussian: sampler a is best at 35 NFE (mean
-  0.11), b best at 499 (edm_sde's odd count; 0.095), ratio 1.158; the per-seed differences 0.01,
+  0.11; 0.10 at 500, so 1.10 to itself), b best at 499 (edm_sde's odd count; 0.095), ratio 1.158;
+  the per-seed differences 0.01,
   0.015, 0.02 have mean 0.015 and t-interval half-width t(0.975, 2) * 0.005 / sqrt(3) = 0.0124, so
   the miss is resolved. levy: 1.00 with differences +0.001, -0.001, 0: met, the interval spans 0."""
   import importlib.util  # pylint: disable=g-import-not-at-top
@@ -226,7 +227,7 @@ def test_nfe_study_goal_table_picks_bests_and_pairs_seeds():
   lines = bench.goal_table(rows).splitlines()
   assert len(lines) == 4
   half = 4.302653 * 0.005 / math.sqrt(3)
-  assert lines[2] == (f"| moons | gaussian | 0.1100 (a) | 0.0950 (b) | 1.16 | +0.0150 "
+  assert lines[2] == (f"| moons | gaussian | 0.1100 (a) | 0.0950 (b) | 1.16 | 1.10 | +0.0150 "
                       f"[{0.015 - half:+.4f}, {0.015 + half:+.4f}] | missed | 0.0500 |")
-  assert lines[3].startswith("| moons | levy | 0.1000 (a) | 0.1000 (a) | 1.00 | +0.0000 [")
+  assert lines[3].startswith("| moons | levy | 0.1000 (a) | 0.1000 (a) | 1.00 | 1.00 | +0.0000 [")
   assert lines[3].endswith("| met, CI spans 0 | 0.0500 |")
