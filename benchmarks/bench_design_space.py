@@ -338,14 +338,14 @@ def part_edm_sampling(args) -> list[dict]:
 
 
 def data_floor(cfg, num_samples: int) -> float:
-  """Sliced W1 of ``num_samples`` fresh data points against the reference ``train_and_score``
-  scores a model's samples against (same points, same projections): what an exact sampler of the
-  data law scores at this sample size."""
+  """``bench_nfe_study.data_floor`` against the reference ``train_and_score`` scores a model's
+  samples against (salt 7, same projections): what an exact sampler of the data law scores at this
+  sample size."""
   from lim_jax import data as data_lib  # pylint: disable=g-import-not-at-top
-  from lim_jax.metrics import toy  # pylint: disable=g-import-not-at-top
+  import bench_nfe_study  # pylint: disable=g-import-not-at-top  (a sibling script)
   data = data_lib.get_dataset(cfg.data, cfg.seed)
-  return toy.sliced_wasserstein(data.reference(num_samples, salt=8),
-                                data.reference(num_samples, salt=7), seed=cfg.seed)
+  return bench_nfe_study.data_floor(data, data.reference(num_samples, salt=7), cfg.seed,
+                                    num_samples)
 
 
 def table_edm_sampling(rows) -> str:

@@ -49,7 +49,8 @@ def failure_over_threads(msg: str, settle_s: float = 0.05) -> None:
   printed to the old ``sys.stderr`` finishes its line, descriptor 2 is pointed at ``os.devnull``
   too (for C writers and late pieces), and the line goes in one ``write`` to a copy of the original
   descriptor: whole, and last. What was written before the call is kept; what the other threads
-  write after it is dropped.
+  write after it is dropped. For the command line only: the process's stderr stays pointed at
+  ``os.devnull`` until it exits.
   """
   line = f"lim_jax: {one_line(msg)}\n".encode()
   try:

@@ -211,9 +211,9 @@ def test_bench_design_space_tiny(tmp_path):
 def test_nfe_study_goal_table_picks_bests_and_pairs_seeds():
   """bench_nfe_study.goal_table on hand-made rows. gaussian: sampler a is best at 35 NFE (mean
   0.11; 0.10 at 500, so 1.10 to itself), b best at 499 (edm_sde's odd count; 0.095), ratio 1.158;
-  the per-seed differences 0.01,
-  0.015, 0.02 have mean 0.015 and t-interval half-width t(0.975, 2) * 0.005 / sqrt(3) = 0.0124, so
-  the miss is resolved. levy: 1.00 with differences +0.001, -0.001, 0: met, the interval spans 0."""
+  the per-seed differences 0.01, 0.015, 0.02 have mean 0.015 and t-interval half-width
+  t(0.975, 2) * 0.005 / sqrt(3) = 0.0124, so the miss is resolved. levy: 1.00 with differences
+  +0.001, -0.001, 0: met, the interval spans 0."""
   import importlib.util  # pylint: disable=g-import-not-at-top
   spec = importlib.util.spec_from_file_location("bench_nfe_study", BENCH / "bench_nfe_study.py")
   bench = importlib.util.module_from_spec(spec)
