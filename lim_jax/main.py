@@ -78,9 +78,11 @@ def _storage_error(e: OSError, workdir: str) -> None:
     _user_error(f"--workdir {workdir!r} is not writable: {e.strerror}: {where}" if inside
                 else str(e))
   if e.errno in _OUT_OF_SPACE:
-    _failure(f"stopped: writing {where} failed: {e.strerror}. Free space (or choose another "
-             "--workdir) and rerun the same command (training resumes from its last complete "
-             "checkpoint).")
+    # An asynchronous checkpoint write may be failing on the same full disk, and printing.
+    cli.failure_over_threads(
+        f"stopped: writing {where} failed: {e.strerror}. Free space (or choose another "
+        "--workdir) and rerun the same command (training resumes from its last complete "
+        "checkpoint).")
   raise e
 
 
