@@ -338,14 +338,13 @@ def part_edm_sampling(args) -> list[dict]:
 
 
 def data_floor(cfg, num_samples: int) -> float:
-  """``bench_nfe_study.data_floor`` against the reference ``train_and_score`` scores a model's
-  samples against (salt 7, same projections): what an exact sampler of the data law scores at this
+  """Sliced W1 of fresh data against the reference ``train_and_score`` scores a model's samples
+  against (salt 7; ``evaluate.data_floor``): what an exact sampler of the data law scores at this
   sample size."""
-  from lim_jax import data as data_lib  # pylint: disable=g-import-not-at-top
-  import bench_nfe_study  # pylint: disable=g-import-not-at-top  (a sibling script)
+  from lim_jax import data as data_lib, evaluate  # pylint: disable=g-import-not-at-top
   data = data_lib.get_dataset(cfg.data, cfg.seed)
-  return bench_nfe_study.data_floor(data, data.reference(num_samples, salt=7), cfg.seed,
-                                    num_samples)
+  return evaluate.data_floor(data, data.reference(num_samples, salt=7), cfg,
+                             metrics=("sliced_wasserstein",))["sliced_wasserstein"]
 
 
 def table_edm_sampling(rows) -> str:

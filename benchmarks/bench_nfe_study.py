@@ -35,7 +35,7 @@ bad one for every family. Metrics:
   between the per-mode sample fractions and the true weights).
 
 Every row also carries ``data_floor``: the sliced W1 of fresh data against the same reference
-(:func:`data_floor`), what an exact sampler scores at ``--num_samples``. With 35 and 500 NFE in
+(``evaluate.data_floor``), what an exact sampler scores at ``--num_samples``. With 35 and 500 NFE in
 ``--nfe``, ``nfe_study.md`` ends with issue #17's goal table (:func:`goal_table`: best sampler at 35
 NFE against best at 500, paired over seeds, beside the floor).
 
@@ -167,7 +167,8 @@ def run_study(args, on_progress=None) -> tuple[list[dict], float]:
         apply_fn = models.make_apply(models.get_model(cfg.model, data.data_shape,
                                                       process.num_outputs))
         reference = data.reference(args.num_samples, salt=7)
-        floor = data_floor(data, reference, cfg.seed, args.num_samples)
+        floor = evaluate.data_floor(data, reference, cfg,
+                                    metrics=("sliced_wasserstein",))["sliced_wasserstein"]
         t_train = time.perf_counter() - t0
         for name in sampler_names(args.samplers, process):
           kind = "ode" if name in DETERMINISTIC else "sde"
@@ -190,24 +191,15 @@ def run_study(args, on_progress=None) -> tuple[list[dict], float]:
   return rows, time.perf_counter() - t_start
 
 
-def data_floor(data, reference, seed: int, num_samples: int) -> float:
-  """Sliced W1 of ``num_samples`` fresh data points (salt 8) against the ``reference`` the samples
-  are scored against, with the same projections: what an exact sampler of the data law scores at
-  this sample size. A reference, not a bound: a slightly under-dispersed model can score below it,
-  and differences between samplers smaller than its spread over seeds are not resolved."""
-  from lim_jax.metrics import toy  # pylint: disable=g-import-not-at-top
-  return float(toy.sliced_wasserstein(data.reference(num_samples, salt=8), reference, seed=seed))
-
-
 def goal_table(rows: list[dict], low: int = 35, high: int = 500, slack: float = 0.05) -> str:
   """Issue #17's goal per (dataset, family): the best sampler at ``low`` NFE (lowest mean sliced
   W1 over seeds) within ``slack`` of the best at ``high`` NFE. Columns: both bests, their ratio,
   the ratio of the best @``low`` to its own value @``high`` (its discretisation error alone),
-  the per-seed paired difference best@low - best@high with its 95 % t-interval, and the data floor
-  (:func:`data_floor`, mean over seeds) beside them, so a reader sees whether a 5 % difference is
-  resolved at this sample size. Picking the best of several samplers by its mean favours each
-  column by the same selection; ``high`` matches an NFE within 1 (edm_sde's
-  count is odd)."""
+  the per-seed paired difference best@low - best@high with its 95 % t-interval, and the data
+  floor (``evaluate.data_floor``, mean over seeds) beside them, so a reader sees whether a 5 %
+  difference is resolved at this sample size. Picking the best of several samplers by its mean
+  favours each column by the same selection; ``high`` matches an NFE within 1 (edm_sde's count is
+  odd)."""
   from lim_jax.study import stats  # pylint: disable=g-import-not-at-top
   lines = [f"| data | family | best @{low} (sampler) | best @{high} (sampler) | ratio | "
            f"same sampler @{high} | @{low} - @{high}, paired [95 % CI] | goal (<= {1 + slack:.2f}) "

@@ -43,6 +43,14 @@ GRID_STD = 0.05
 # draw that ``lim_jax.compare --tune`` selects on (toy sets: independent fresh draws; own data: the
 # test and validation splits).
 TEST_SALT, VALIDATION_SALT = 1, 2
+# The draw of fresh data that ``evaluate.data_floor`` scores against a reference (toy sets only).
+FLOOR_SALT = 8
+
+
+def has_generator(data) -> bool:
+  """Whether ``reference(n, salt)`` draws fresh points from the data law for every salt (the toy
+  sets), rather than held-out examples of a finite split (own data, images)."""
+  return isinstance(data, ToyData) and not isinstance(data, OwnData)
 
 
 def ring8_centers() -> np.ndarray:

@@ -160,6 +160,30 @@ def test_markdown_reads_settings_with_get_and_states_the_pairs():
   assert "| fbm | 0.25 ± 0.64 | **11.5 ± 6.4** |" in md
   assert "| `training.num_steps` | `4000` |" in md
   assert ("noise_levels" in md) == ("noise_levels" in config.training)
+  assert "data (floor)" not in md
+
+
+def test_the_data_floor_row_is_per_seed_not_per_family():
+  """Reference: the floor's interval is the t-interval of the per-seed floors (one value per seed,
+  whichever family's record holds it), printed under the families in every NFE table, "-" for a
+  metric without a floor."""
+  config = config_lib.load_file(ROOT / "configs" / "toy_gaussian.py")
+  rec = lambda seed, floor: {"seed": seed, "eval": {"test": {"data_floor": floor}}}
+  records = {"gaussian": [rec(0, {"sliced_wasserstein": 0.1}), rec(1, None)],
+             "levy": [rec(0, {"sliced_wasserstein": 0.5}), rec(1, {"sliced_wasserstein": 0.3})]}
+  floor = report.floor_summary(records)
+  assert floor["sliced_wasserstein"]["values"] == {"0": 0.1, "1": 0.3}
+  np.testing.assert_allclose(floor["sliced_wasserstein"]["half_width"],
+                             stats.t_interval([0.1, 0.3]).half_width)
+  values = {f: {"sliced_wasserstein": {10: {0: 0.2, 1: 0.4}}, "mmd": {10: {0: 1.0, 1: 2.0}}}
+            for f in ("gaussian", "levy")}
+  payload = {"families": ["gaussian", "levy"], "seeds": [0, 1], "nfe": [10], "level": 0.95,
+             "process": {"gaussian": {}, "levy": {}}, "runs": [], "tune": None,
+             "data_floor": floor, **report.summarize(values, ["gaussian", "levy"], [10])}
+  md = report.markdown(payload, config)
+  row = next(line for line in md.splitlines() if line.startswith("| data (floor) |"))
+  cells = dict(zip(payload["metrics"], row.strip("|").split("|")[1:]))
+  assert cells["sliced_wasserstein"].strip() == "0.2 ± 1.3" and cells["mmd"].strip() == "-"
 
 
 def test_tuning_selects_on_validation_and_reports_test_only_for_the_choice(tmp_path, monkeypatch):
@@ -320,4 +344,16 @@ def test_compare_cli_killed_mid_way_then_rerun(tmp_path):
   md = (work / "compare.md").read_text()
   assert report.PAIRS_NOTE in md and "## NFE 2" in md and "Paired difference to gaussian" in md
   assert "| in_mode_fraction ↑ | modes_covered ↑ | rare_modes_covered ↑ |" in md
+  # The data floor: computed in each run, the same for both families of a seed (the seed's data
+  # and reference), equal to what --mode=eval wrote, one row under each NFE table.
+  floors = {(f, s): records[f, s]["eval"]["test"]["data_floor"] for f in ("gaussian", "levy")
+            for s in (0, 1)}
+  for s in (0, 1):
+    assert floors["gaussian", s] == floors["levy", s]
+    assert floors["gaussian", s]["sliced_wasserstein"] > 0
+    (saved,) = (work / "levy" / f"seed_{s}" / "eval").glob("step_*.json")
+    assert json.loads(saved.read_text())["data_floor"] == floors["levy", s]
+  assert result["data_floor"]["sliced_wasserstein"]["values"] == {
+      str(s): floors["gaussian", s]["sliced_wasserstein"] for s in (0, 1)}
+  assert md.count("| data (floor) |") == 2
 

@@ -78,6 +78,22 @@ def collect(records: Mapping[str, Sequence[dict]], nfe: Sequence[int],
   return out
 
 
+def floor_summary(records: Mapping[str, Sequence[dict]], split: str = "test",
+                  level: float = stats.LEVEL) -> dict[str, dict[str, Any]]:
+  """The data floor (fresh data against the reference, ``lim_jax.evaluate.data_floor``) per metric:
+  its interval over seeds and the per-seed values. It depends on the seed (data and reference),
+  not on the family, so the first record of each seed that has one is used."""
+  per_seed: dict[str, dict[int, float]] = {}
+  for recs in records.values():
+    for rec in recs:
+      floor = rec.get("eval", {}).get(split, {}).get("data_floor") or {}
+      for name, value in floor.items():
+        if isinstance(value, (int, float)):
+          per_seed.setdefault(name, {}).setdefault(int(rec["seed"]), float(value))
+  return {name: {**stats.t_interval([v[s] for s in sorted(v)], level).to_dict(),
+                 "values": {str(s): v[s] for s in sorted(v)}} for name, v in per_seed.items()}
+
+
 def metric_names(values: Values) -> list[str]:
   """Every metric seen, fidelity/coverage pairs adjacent, ``finite_fraction`` last."""
   names: list[str] = []
@@ -162,6 +178,13 @@ def markdown(payload: Mapping[str, Any], config) -> str:
             "against a held-out draw (toy generators: a fresh draw, not the training set; own "
             "data: the test split).", ""]
   lines += [f"**{PAIRS_NOTE}**", ""]
+  floor = payload.get("data_floor") or {}
+  if floor:
+    lines += ["The row *data (floor)* scores fresh data of the same size against the same "
+              "reference: what an exact sampler of the data law gets. Differences between "
+              "families much smaller than its spread over seeds are not resolved by the metric at "
+              "this sample size, and a family can score below it (e.g. by being slightly too "
+              "narrow).", ""]
   for cov, fid in payload.get("missing_pairs", []):
     lines += [f"Warning: `{cov}` is shown without its fidelity pair `{fid}`.", ""]
   if payload.get("tune"):
@@ -193,6 +216,9 @@ def markdown(payload: Mapping[str, Any], config) -> str:
         cell = _cell(summary[family][m][str(n)])
         cells.append(f"**{cell}**" if family in payload["best"][m][str(n)] else cell)
       lines.append(f"| {family} | " + " | ".join(cells) + " |")
+    if floor:
+      lines.append("| data (floor) | " + " | ".join(_cell(floor[m]) if m in floor else "-"
+                                                  for m in names) + " |")
     lines.append("")
     if len(families) > 1:
       lines += [f"Paired difference to {base} (family - {base}, same seeds; * = the "

@@ -5,7 +5,8 @@ Each run's directory holds what ``lim_jax.main`` writes (``config.json``, ``chec
 training and after each evaluation:
 
 ``{"train": {"status": "done" | "failed", "step", "seconds", "error"},
-"eval": {"test" | "validation": {"key", "rows", "nfe", "seconds"}}}``.
+"eval": {"test" | "validation": {"key", "rows", "nfe", "seconds", "data_floor"}}}`` (the data
+floor: ``evaluate.floor_for``, None for own data and images).
 
 A rerun of the same study therefore
 
@@ -158,7 +159,8 @@ def run_one(run: Run, splits: Sequence[str],
     t0 = time.time()
     rows = evaluate.evaluate(run.config, run.directory, feature_fn=feature_fn, split=split)
     record["eval"][split] = {"key": key, "rows": rows, "seconds": time.time() - t0,
-                             "nfe": list(run.config.eval.nfe_sweep)}
+                             "nfe": list(run.config.eval.nfe_sweep),
+                             "data_floor": evaluate.floor_for(run.config, split)}
     write_json_atomic(os.path.join(run.directory, RECORD), record)
     what += f"; {split} evaluated in {time.time() - t0:.1f} s"
   return record, what

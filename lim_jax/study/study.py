@@ -191,6 +191,7 @@ def run_study(base, families: str | Sequence[plan_lib.FamilySpec], num_seeds: in
       "nfe_used": nfe_used,
       "level": stats.LEVEL, "command": command, "tune": tune_payload,
       "pairs": dict(pairs.FIDELITY_OF),
+      "data_floor": report.floor_summary(reported),
       "process": {label: {k: v for k, v in first[label].config.process.items()}
                   for label in labels},
       "runs": [{"family": r.family.label, "seed": r.seed, "tune": setting_text(r.tune),
