@@ -211,23 +211,28 @@ def test_bench_design_space_tiny(tmp_path):
 def test_nfe_study_goal_table_picks_bests_and_pairs_seeds():
   """bench_nfe_study.goal_table on hand-made rows. gaussian: sampler a is best at 35 NFE (mean
   0.11; 0.10 at 500, so 1.10 to itself), b best at 499 (edm_sde's odd count; 0.095), ratio 1.158;
-  the per-seed differences 0.01, 0.015, 0.02 have mean 0.015 and t-interval half-width
-  t(0.975, 2) * 0.005 / sqrt(3) = 0.0124, so the miss is resolved. levy: 1.00 with differences
-  +0.001, -0.001, 0: met, the interval spans 0."""
+  the per-seed differences 0.014, 0.015, 0.016 have mean 0.015 and t-interval half-width
+  t(0.975, 2) * 0.001 / sqrt(3) = 0.0025, wholly above the margin 0.05 * 0.095: missed, resolved.
+  levy: 1.00 with differences +0.001, -0.001, 0 (interval +-0.0025, below the margin 0.005): met,
+  resolved. fbm: differences 0, 0.01, 0.02 (ratio 1.10, interval +-0.025 spans the margin):
+  missed, not resolved."""
   import importlib.util  # pylint: disable=g-import-not-at-top
   spec = importlib.util.spec_from_file_location("bench_nfe_study", BENCH / "bench_nfe_study.py")
   bench = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(bench)
-  values = {("gaussian", "a", 35): (0.10, 0.11, 0.12), ("gaussian", "a", 500): (0.10,) * 3,
-            ("gaussian", "b", 35): (0.20,) * 3, ("gaussian", "b", 499): (0.09, 0.095, 0.10),
-            ("levy", "a", 35): (0.10,) * 3, ("levy", "a", 500): (0.099, 0.101, 0.10)}
+  values = {("gaussian", "a", 35): (0.105, 0.11, 0.115), ("gaussian", "a", 500): (0.10,) * 3,
+            ("gaussian", "b", 35): (0.20,) * 3, ("gaussian", "b", 499): (0.091, 0.095, 0.099),
+            ("levy", "a", 35): (0.10,) * 3, ("levy", "a", 500): (0.099, 0.101, 0.10),
+            ("fbm", "a", 35): (0.10, 0.11, 0.12), ("fbm", "a", 500): (0.10,) * 3}
   rows = [dict(dataset="moons", family=f, sampler=s, nfe=n, seed=seed, sliced_wasserstein=v,
                data_floor=0.05)
           for (f, s, n), vs in values.items() for seed, v in enumerate(vs)]
   lines = bench.goal_table(rows).splitlines()
-  assert len(lines) == 4
-  half = 4.302653 * 0.005 / math.sqrt(3)
+  assert len(lines) == 5
+  half = 4.302653 * 0.001 / math.sqrt(3)
   assert lines[2] == (f"| moons | gaussian | 0.1100 (a) | 0.0950 (b) | 1.16 | 1.10 | +0.0150 "
-                      f"[{0.015 - half:+.4f}, {0.015 + half:+.4f}] | missed | 0.0500 |")
+                      f"[{0.015 - half:+.4f}, {0.015 + half:+.4f}] | missed, resolved | 0.0500 |")
   assert lines[3].startswith("| moons | levy | 0.1000 (a) | 0.1000 (a) | 1.00 | 1.00 | +0.0000 [")
-  assert lines[3].endswith("| met, CI spans 0 | 0.0500 |")
+  assert lines[3].endswith("| met, resolved | 0.0500 |")
+  assert lines[4].startswith("| moons | fbm | 0.1100 (a) | 0.1000 (a) | 1.10 | 1.10 | +0.0100 [")
+  assert lines[4].endswith("| missed, not resolved | 0.0500 |")
