@@ -50,6 +50,10 @@ family's steps see its native output whatever ``model.parameterization`` is. Sam
 
   This flow differs from a family's own probability-flow ODE where the noise is not Gaussian (LIM's
   fractional PF-ODE moves a point along another path with the same marginals); both are offered.
+  jump is not location-scale, but its own PF-ODE has the same form, ``dy/dr = r_hat`` with the
+  velocity head ``r_hat`` (:meth:`lim_jax.processes.jump.JumpProcess.flow_denoise`): the
+  deterministic ``ddim`` (there identical to ``ei_ode``), ``edm_heun`` and ``dpmpp_2m`` integrate
+  it with ``D = y - r r_hat``; the stochastic ones need a fixed noise law and are not offered.
 * any name in ``process.trajectory_samplers()``: a family sampler that needs per-trajectory latents
   and builds its own loop (DLPM's ``dlpm``, which draws the stable mixing variables of the whole
   chain up front).
@@ -76,6 +80,7 @@ from lim_jax.processes.base import Process, Sampler, bcast
 Array = jax.Array
 GENERIC = ("euler", "heun", "em", "pc")
 DENOISER_SAMPLERS = ("ddim", "edm_heun", "edm_sde", "dpmpp_2m", "dpmpp_2m_sde", "ancestral")
+FLOW_SAMPLERS = ("ddim", "edm_heun", "dpmpp_2m")  # deterministic: Process.has_flow_form suffices
 EVALS_PER_STEP = {"heun": 2, "pc": 2, "edm_heun": 2, "edm_sde": 2}
 MIN_STEPS = {"dpmpp_2m": 2, "dpmpp_2m_sde": 2}  # a multistep method needs a previous step
 time_grid = grids.time_grid  # re-exported: the uniform_t grid
@@ -127,6 +132,8 @@ def available(process: Process) -> tuple[str, ...]:
     names += [n for n in DENOISER_SAMPLERS
               if (n not in ("ancestral", "dpmpp_2m_sde") or process.has_ancestral)
               and (n != "edm_sde" or process.has_churn)]
+  elif process.has_flow_form:
+    names += list(FLOW_SAMPLERS)
   names += [n for n in process.extra_steps() if n not in names]
   names += [n for n in process.sampler_aliases() if n not in names]
   return tuple(names) + tuple(process.trajectory_samplers())
@@ -203,10 +210,11 @@ def make_sampler(process: Process, apply_fn, sampler: str, nfe: int, *, snr: flo
   extra = process.extra_steps()
 
   def denoised(params, state, t):
-    """``(y, D)``: the channel in denoiser units and ``E[x0 | x_t]`` at ``state``."""
+    """``(y, D)``: the channel in denoiser units and the flow's ``D`` at ``state``
+    (:meth:`Process.flow_denoise`: ``E[x0 | x_t]`` for the location-scale families)."""
     channel = process.model_input(state, t)
     y = channel / bcast(process.signal_scale(t), channel)
-    return y, process.denoise(state, t, net(params, state, t))
+    return y, process.flow_denoise(state, t, net(params, state, t))
 
   def move(state, t, y):
     """The state at ``t`` whose channel is ``gamma(t) y`` (latents such as GFDM's kept)."""

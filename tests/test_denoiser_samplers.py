@@ -300,13 +300,19 @@ def test_multistep_needs_two_steps(name):
     config_lib.validate(cfg)
 
 
-def test_jump_has_no_denoiser_form_samplers():
-  """jump's kernel is not location-scale: the denoiser-form samplers are not offered, and asking
-  for one is refused naming ``sampling.sampler``."""
+@pytest.mark.parametrize("name", ("ancestral", "dpmpp_2m_sde", "edm_sde"))
+def test_jump_has_only_the_deterministic_denoiser_form_samplers(name):
+  """jump's kernel is not location-scale, so the stochastic denoiser-form samplers (fresh noise of
+  one fixed law) are refused naming ``sampling.sampler``; its own PF-ODE has the flow form, so the
+  deterministic ones are offered (tests/test_jump.py checks them against ei_ode and their order)."""
   cfg = config_lib.default_config()
   config_lib.set_family(cfg, "jump")
   cfg.process.t_max = 10.0
-  cfg.sampling.sampler = "ddim"
+  cfg.sampling.sampler = name
   with pytest.raises(ValueError, match="^sampling.sampler"):
     config_lib.validate(cfg)
+  cfg.sampling.sampler = "dpmpp_2m"
+  proc = config_lib.validate(cfg)
+  assert not proc.location_scale and proc.has_flow_form
+  assert {"ddim", "edm_heun", "dpmpp_2m"} <= set(samplers.available(proc))
   assert base.Process.location_scale is False

@@ -252,6 +252,21 @@ class Process(abc.ABC):
   location_scale: ClassVar[bool] = False
 
   @property
+  def has_flow_form(self) -> bool:
+    """Whether the deterministic denoiser-form samplers (``ddim``, ``edm_heun``, ``dpmpp_2m``)
+    apply: the probability flow they integrate is ``dy/dr = (y - D)/r`` in ``y = channel /
+    gamma(t)`` and the noise level ``r``, with ``D`` = :meth:`flow_denoise`. Every location-scale
+    family (``D = E[x0 | x_t]``, the fixed-noise flow), and a family whose own PF-ODE has that form
+    with another ``D`` (jump: its velocity head)."""
+    return self.location_scale
+
+  def flow_denoise(self, state: State, t: Array, model_out: Array) -> Array:
+    """The ``D`` of the flow ``dy/dr = (y - D)/r`` that the deterministic denoiser-form samplers
+    integrate (:attr:`has_flow_form`); ``E[x0 | x_t]`` (:meth:`denoise`) unless a family says
+    otherwise. Shapes as :meth:`denoise`."""
+    return self.denoise(state, t, model_out)
+
+  @property
   def has_ancestral(self) -> bool:
     """Whether the ``ancestral`` and ``dpmpp_2m_sde`` denoiser-form steps apply
     (:meth:`ancestral_noise` keeps the law of ``n``); by default every location-scale family."""

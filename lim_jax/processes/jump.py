@@ -68,6 +68,11 @@ Samplers (reverse time ``tau = T - t``, step from ``s = t_cur`` to ``t = t_next`
   first-order noise-prediction SDE solver (SDE-DPM-Solver-1).
 * ``ei_ode_v`` / ``ei_sde_v``: the reference code's rule, ``v`` frozen:
   ``x_t = a x_s + k (2/b)(a - 1) v`` (+ the same noise for the SDE).
+* ``ddim`` / ``edm_heun`` / ``dpmpp_2m`` (:mod:`lim_jax.samplers`): in ``y = x/m_t`` and the
+  noise level ``r`` the PF-ODE is ``dy/dr = r_hat``, the denoiser-form flow with
+  ``D_v = y - r r_hat`` (:meth:`JumpProcess.flow_denoise`); ``ddim`` is then ``ei_ode``, and
+  ``edm_heun`` (Karras et al. 2022, Alg. 1) and ``dpmpp_2m`` (Lu et al. 2022) are second-order
+  rules for it. The stochastic denoiser-form rules need a fixed noise law and are not offered.
 
 Bad parameters are refused by :meth:`JumpProcess.validate` with the config field named.
 """
@@ -287,6 +292,22 @@ class JumpProcess(base.Process):
     _, n_hat = self.split_heads(model_out)
     return ((state - base.bcast(self.sigma(t), state) * n_hat)
             / base.bcast(self.mean_coeff(t), state))
+
+  # ---- the PF-ODE in flow form (lim_jax.samplers: ddim, edm_heun, dpmpp_2m) --------------------
+  @property
+  def has_flow_form(self) -> bool:
+    return True
+
+  def flow_denoise(self, state, t: Array, model_out: Array) -> Array:
+    """``D_v = y - r r_hat``: in ``y = x / m_t`` and the noise level ``r = sqrt(q (e^{bt} - 1))``
+    the PF-ODE ``dx/dt = -(b/2) x - v`` reads ``dy/dr = r_hat`` exactly (``v = -(b q / (2
+    sigma_t)) r_hat`` and ``dr/dt = b q e^{bt} / (2 r)``), i.e. ``dy/dr = (y - D_v)/r``: the form
+    the deterministic denoiser-form samplers integrate (docs/families/jump.md §7). Not
+    ``E[x0 | x_t]`` (:meth:`denoise`) unless ``lambda = 0``, where both are the Gaussian
+    denoiser."""
+    r_hat, _ = self.split_heads(model_out)
+    y = state / base.bcast(self.mean_coeff(t), state)
+    return y - base.bcast(self.noise_level(t), state) * r_hat
 
   # ---- latents -------------------------------------------------------------------------------
   def jump_count(self, key: jax.Array, mean: Array) -> Array:
