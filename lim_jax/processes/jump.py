@@ -298,6 +298,12 @@ class JumpProcess(base.Process):
   def has_flow_form(self) -> bool:
     return True
 
+  def missing_samplers(self) -> dict[str, str]:
+    why = ("jump's kernel is not location-scale, so the stochastic denoiser-form steps, which add "
+           "fresh noise of one fixed law, do not apply; its own reverse SDE is em / ei_sde, and "
+           "ddim / edm_heun / dpmpp_2m integrate its PF-ODE")
+    return {name: why for name in ("ancestral", "dpmpp_2m_sde", "edm_sde")}
+
   def flow_denoise(self, state, t: Array, model_out: Array) -> Array:
     """``D_v = y - r r_hat``: in ``y = x / m_t`` and the noise level ``r = sqrt(q (e^{bt} - 1))``
     the PF-ODE ``dx/dt = -(b/2) x - v`` reads ``dy/dr = r_hat`` exactly (``v = -(b q / (2
