@@ -222,19 +222,19 @@ def data_floor(data, reference: np.ndarray, config,
 SPLITS = {"test": data_lib.TEST_SALT, "validation": data_lib.VALIDATION_SALT}
 
 
-def floor_for(config, split: str = "test") -> dict[str, float] | None:
-  """:func:`data_floor` against the reference :func:`evaluate` scores ``split`` against (the same
-  draw, so the floor stands beside those rows); None for own data and images."""
-  if config.data.dataset not in data_lib.TOY_DATASETS:
-    return None
-  data = data_lib.get_dataset(config.data, config.seed)
-  return data_floor(data, data.reference(config.eval.num_samples, salt=SPLITS[split]), config)
-
-
 def evaluate(config, workdir: str,
              feature_fn: Callable[[np.ndarray], np.ndarray] | None = None,
              split: str = "test") -> list[dict[str, float]]:
-  """Samples ``eval.num_samples`` per NFE from the latest checkpoint and writes the JSON.
+  """The rows (one per NFE) of :func:`evaluate_record`."""
+  return evaluate_record(config, workdir, feature_fn, split)["rows"]
+
+
+def evaluate_record(config, workdir: str,
+                    feature_fn: Callable[[np.ndarray], np.ndarray] | None = None,
+                    split: str = "test") -> dict:
+  """Samples ``eval.num_samples`` per NFE from the latest checkpoint, writes the JSON and returns
+  its content: ``step``, ``family``, ``dataset``, ``split``, ``rows`` and, for the toy sets,
+  ``data_floor`` (:func:`data_floor` against the same reference).
 
   ``feature_fn`` (images only) replaces the Inception features of ``fid``/``prdc`` (a notebook or a
   benchmark with its own extractor); by default the weights come from ``eval.inception_path``.
@@ -290,4 +290,4 @@ def evaluate(config, workdir: str,
   path = os.path.join(workdir, "eval", name)
   storage.write_text(path, json.dumps(record, indent=2))  # atomic, local or gs://
   log(f"wrote {path}")
-  return rows
+  return record

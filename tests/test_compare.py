@@ -205,11 +205,11 @@ def test_tuning_selects_on_validation_and_reports_test_only_for_the_choice(tmp_p
     good = {"gaussian": 3e-3, "levy": 1e-3}[config.process.family]
     w1 = (0.1 if config.optim.learning_rate == good else 0.3) + 0.01 * config.seed
     w1 += 1.0 if split == "test" else 0.0
-    return [{"nfe": n, "sampler": "em", "sliced_wasserstein": w1 / n} for n in
-            config.eval.nfe_sweep]
+    return {"rows": [{"nfe": n, "sampler": "em", "sliced_wasserstein": w1 / n} for n in
+                     config.eval.nfe_sweep]}
 
   monkeypatch.setattr(runner.train, "train_and_evaluate", fake_train)
-  monkeypatch.setattr(runner.evaluate, "evaluate", fake_evaluate)
+  monkeypatch.setattr(runner.evaluate, "evaluate_record", fake_evaluate)
   base = config_lib.load_file(ROOT / "configs" / "toy_gaussian.py")
   out = study.run_study(base, "gaussian,levy,jump", 2, str(tmp_path), nfe=[1, 2],
                         tune=["optim.learning_rate=1e-3,3e-3"], progress=lambda line: None)

@@ -6,7 +6,7 @@ training and after each evaluation:
 
 ``{"train": {"status": "done" | "failed", "step", "seconds", "error"},
 "eval": {"test" | "validation": {"key", "rows", "nfe", "seconds", "data_floor"}}}`` (the data
-floor: ``evaluate.floor_for``, None for own data and images).
+floor that ``evaluate.evaluate_record`` returned, None for own data and images).
 
 A rerun of the same study therefore
 
@@ -157,10 +157,11 @@ def run_one(run: Run, splits: Sequence[str],
     if record["eval"].get(split, {}).get("key") == key:
       continue
     t0 = time.time()
-    rows = evaluate.evaluate(run.config, run.directory, feature_fn=feature_fn, split=split)
-    record["eval"][split] = {"key": key, "rows": rows, "seconds": time.time() - t0,
+    result = evaluate.evaluate_record(run.config, run.directory, feature_fn=feature_fn,
+                                      split=split)
+    record["eval"][split] = {"key": key, "rows": result["rows"], "seconds": time.time() - t0,
                              "nfe": list(run.config.eval.nfe_sweep),
-                             "data_floor": evaluate.floor_for(run.config, split)}
+                             "data_floor": result.get("data_floor")}
     write_json_atomic(os.path.join(run.directory, RECORD), record)
     what += f"; {split} evaluated in {time.time() - t0:.1f} s"
   return record, what
