@@ -136,6 +136,13 @@ def default_config() -> ConfigDict:
   c.sampling.s_tmin = 0.05
   c.sampling.s_tmax = 50.0
   c.sampling.s_noise = 1.0
+  # restart / restart_2m only (Xu et al. 2023, Alg. 1; lim_jax.samplers.Restart): restarts K, the
+  # evaluations each spends, and the interval [restart_min, restart_max] in units of
+  # model.sigma_data (the paper's CIFAR-10 [0.06, 0.30] at sigma_data = 0.5).
+  c.sampling.restart_k = 2
+  c.sampling.restart_nfe = 4
+  c.sampling.restart_min = 0.12
+  c.sampling.restart_max = 0.6
 
   c.eval = ConfigDict()
   c.eval.metrics = ("sliced_wasserstein", "mmd")
@@ -330,9 +337,25 @@ def validate(config: ConfigDict, num_devices: int | None = None,
   for f in ("nfe", "num_samples", "batch_size"):
     _positive_int(config, f"sampling.{f}")
   final = sp.get("final_denoise", False) is True
-  _require(sp.nfe >= samplers.min_nfe(sp.sampler, final), "sampling.nfe",
-           f"is too small for sampler {sp.sampler!r} (it needs at least "
-           f"{samplers.min_nfe(sp.sampler, final)}"
+  restart = None
+  if sp.sampler in samplers.RESTART_SAMPLERS:
+    d = samplers.Restart()
+    k, per_restart = sp.get("restart_k", d.k), sp.get("restart_nfe", d.nfe)
+    _require(isinstance(k, numbers.Integral) and not isinstance(k, bool) and k >= 0,
+             "sampling.restart_k", "must be an integer >= 0", k)
+    _require(isinstance(per_restart, numbers.Integral) and not isinstance(per_restart, bool)
+             and per_restart > 0, "sampling.restart_nfe", "must be a positive integer",
+             per_restart)
+    lo = _finite_number(sp, "sampling.restart_min", d.r_lo, strict=True)
+    hi = _finite_number(sp, "sampling.restart_max", d.r_hi, strict=True)
+    _require(lo < hi, "sampling.restart_min", f"must be below sampling.restart_max ({hi!r})", lo)
+    restart = samplers.restart_from_config(config)
+    samplers.check_restart(sp.sampler, restart)  # restart_nfe a multiple of the step's NFE
+  least = samplers.min_nfe(sp.sampler, final, restart)
+  _require(sp.nfe >= least, "sampling.nfe",
+           f"is too small for sampler {sp.sampler!r} (it needs at least {least}"
+           + (f", including {samplers.restart_nfe(sp.sampler, restart)} on restarts"
+              if restart is not None else "")
            + (", including the final denoising evaluation" if final else "") + ")", sp.nfe)
   _require(sp.batch_size % num_devices == 0, "sampling.batch_size",
            f"must be divisible by the number of devices ({num_devices})", sp.batch_size)
@@ -354,6 +377,8 @@ def validate(config: ConfigDict, num_devices: int | None = None,
                           for f in ("noise_min", "noise_max"))
   # The span on this family's own noise levels, and whether its sampler accepts one.
   samplers.sampling_span(process, sp.sampler, noise_min, noise_max)
+  if restart is not None:  # the restart point on the run's own main grid
+    samplers.check_restart_config(config, process)
   label = sp.get("class_label", -1)
   _require(isinstance(label, numbers.Integral) and not isinstance(label, bool)
            and (label == -1 or 0 <= label < classes), "sampling.class_label",

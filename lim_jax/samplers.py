@@ -48,6 +48,19 @@ family's steps see its native output whatever ``model.parameterization`` is. Sam
     scale^alpha (a sum ``a n + b z`` of independent unit SaS is unit SaS);
     exact for point-mass data.
 
+  - ``restart``: Restart sampling (Xu et al. 2023, "Restart Sampling for Improving Generative
+    Processes", Alg. 1) with ``edm_heun`` steps, 2 NFE per step. The main grid is integrated with
+    the deterministic rule; at its point ``r_j`` nearest (in ``log r``) to the restart interval's
+    bottom ``r_lo``, ``K`` times: raise the noise level from ``r_j`` to ``r_hi`` by adding fresh
+    unit noise, ``y <- y + (r_hi^alpha - r_j^alpha)^{1/alpha} z`` (the forward kernel from
+    ``r_j`` to ``r_hi``: exact for a point mass, as in ``edm_sde``), and integrate back from
+    ``r_hi`` to ``r_j`` on a rho-spaced grid of ``restart_nfe / 2`` steps; then finish the main
+    grid. The large noise injections contract the errors accumulated above ``r_lo`` (the paper's
+    argument), while every step stays an ODE step. ``K = 0`` is ``edm_heun``. Offered where
+    :attr:`Process.has_churn`. NFE: ``main steps x 2 + K x restart_nfe (+ 1 final)``;
+  - ``restart_2m``: the same with ``dpmpp_2m`` steps (1 NFE each; the multistep history restarts
+    after each noise injection). ``K = 0`` is ``dpmpp_2m``.
+
   This flow differs from a family's own probability-flow ODE where the noise is not Gaussian (LIM's
   fractional PF-ODE moves a point along another path with the same marginals); both are offered.
   jump is not location-scale, but its own PF-ODE has the same form, ``dy/dr = r_hat`` with the
@@ -69,9 +82,11 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from lim_jax import precondition
 from lim_jax.processes import grids
@@ -81,7 +96,8 @@ Array = jax.Array
 GENERIC = ("euler", "heun", "em", "pc")
 DENOISER_SAMPLERS = ("ddim", "edm_heun", "edm_sde", "dpmpp_2m", "dpmpp_2m_sde", "ancestral")
 FLOW_SAMPLERS = ("ddim", "edm_heun", "dpmpp_2m")  # deterministic: Process.has_flow_form suffices
-EVALS_PER_STEP = {"heun": 2, "pc": 2, "edm_heun": 2, "edm_sde": 2}
+RESTART_SAMPLERS = ("restart", "restart_2m")  # Xu et al. 2023; where Process.has_churn
+EVALS_PER_STEP = {"heun": 2, "pc": 2, "edm_heun": 2, "edm_sde": 2, "restart": 2}
 MIN_STEPS = {"dpmpp_2m": 2, "dpmpp_2m_sde": 2}  # a multistep method needs a previous step
 time_grid = grids.time_grid  # re-exported: the uniform_t grid
 
@@ -112,6 +128,110 @@ class Churn:
     return min(self.s_churn / max(num_steps, 1), math.sqrt(2.0) - 1.0)
 
 
+@dataclasses.dataclass(frozen=True)
+class Restart:
+  """The ``restart`` / ``restart_2m`` settings (Xu et al. 2023, Alg. 1; ``sampling.restart_*``).
+
+  The defaults are the paper's CIFAR-10 setting (EDM's VP model, 43 NFE: 18 Heun steps, then
+  ``K = 2`` restarts of 2 Heun steps on ``sigma`` in [0.06, 0.30]) with the interval stated
+  relative to the data's scale: [0.12, 0.6] x ``model.sigma_data`` (CIFAR-10's ``sigma_data`` is
+  0.5; :func:`restart_from_config` applies the factor, this class holds absolute levels).
+
+  Attributes:
+    k: restarts (0: the plain deterministic rule).
+    nfe: network evaluations per restart (a multiple of the rule's evaluations per step).
+    r_lo, r_hi: the restart interval on the shared noise-level axis, ``0 < r_lo < r_hi``.
+  """
+
+  k: int = 2
+  nfe: int = 4
+  r_lo: float = 0.12
+  r_hi: float = 0.6
+
+  def steps(self, sampler: str) -> int:
+    """Steps of one restart's descent from ``r_hi``."""
+    return self.nfe // EVALS_PER_STEP.get(sampler, 1)
+
+
+def restart_nfe(sampler: str, restart: Restart | None) -> int:
+  """The evaluations ``sampler`` spends on restarts (0 for every other sampler)."""
+  if sampler not in RESTART_SAMPLERS:
+    return 0
+  restart = restart or Restart()
+  return restart.k * restart.nfe
+
+
+def check_restart(sampler: str, restart: Restart) -> None:
+  """Refuses restart settings ``sampler`` cannot use, naming the ``sampling`` field."""
+  per = EVALS_PER_STEP.get(sampler, 1)
+  if not (isinstance(restart.k, numbers.Integral) and restart.k >= 0):
+    raise ValueError(f"sampling.restart_k must be an integer >= 0, got {restart.k!r}")
+  if not (isinstance(restart.nfe, numbers.Integral) and restart.nfe >= per
+          and restart.nfe % per == 0):
+    raise ValueError(f"sampling.restart_nfe must be a positive multiple of {per} for {sampler!r} "
+                     f"({per} evaluation(s) per step), got {restart.nfe!r}")
+  if not 0 < restart.r_lo < restart.r_hi:
+    raise ValueError(f"sampling.restart_min must be > 0 and below sampling.restart_max, got "
+                     f"[{restart.r_lo:g}, {restart.r_hi:g}] (in noise level)")
+
+
+def restart_schedule(grid, levels, restart: Restart, restart_grid) -> tuple:
+  """The restart sampler's steps as arrays ``(t_from, t_cur, t_next, raise)``, each ``(L,)``.
+
+  ``grid`` ``(M + 1,)`` is the main grid in time, ``levels`` its noise levels (numpy), and
+  ``restart_grid(r_j) -> (n + 1,)`` the times of one restart's descent from ``r_hi`` to ``r_j``.
+  A step moves the state from ``t_from`` to ``t_cur`` (adding fresh noise when ``raise``; otherwise
+  ``t_from = t_cur``) and then integrates from ``t_cur`` to ``t_next``. The restart point ``j`` is
+  the main grid point (after the first) nearest ``r_lo`` in ``log r``; it must lie below ``r_hi``.
+  """
+  grid, levels = np.asarray(grid, np.float64), np.asarray(levels, np.float64)
+  j = 1 + int(np.argmin(np.abs(np.log(levels[1:]) - math.log(restart.r_lo))))
+  if restart.k > 0 and not levels[j] < restart.r_hi:
+    raise ValueError(f"sampling.restart_max = {restart.r_hi:g} must lie above the main grid's "
+                     f"restart point r = {levels[j]:g} (the point nearest sampling.restart_min "
+                     f"= {restart.r_lo:g}); raise it or add steps")
+  rows = [(grid[i], grid[i], grid[i + 1], False) for i in range(j)]
+  if restart.k > 0:
+    inner = np.asarray(restart_grid(float(levels[j])), np.float64)
+    inner[-1] = grid[j]
+    for _ in range(restart.k):
+      rows.append((grid[j], inner[0], inner[1], True))
+      rows += [(inner[s], inner[s], inner[s + 1], False) for s in range(1, len(inner) - 1)]
+  rows += [(grid[i], grid[i], grid[i + 1], False) for i in range(j, len(grid) - 1)]
+  t_from, t_cur, t_next, flag = (np.asarray(c) for c in zip(*rows))
+  return (jnp.asarray(t_from, jnp.float32), jnp.asarray(t_cur, jnp.float32),
+          jnp.asarray(t_next, jnp.float32), jnp.asarray(flag, bool))
+
+
+def restart_plan(process: Process, sampler: str, main_grid, restart: Restart,
+                 rho: float = 7.0) -> tuple:
+  """:func:`restart_schedule` on ``main_grid`` with each restart's descent rho-spaced in the noise
+  level (``sampling.rho``, as EDM's grid), ``restart.steps(sampler)`` steps from ``r_hi``."""
+  return restart_schedule(
+      main_grid, process.noise_level(main_grid), restart,
+      lambda r_j: process.time_at_noise_level(
+          grids.power_grid(restart.r_hi, r_j, restart.steps(sampler), rho)))
+
+
+def check_restart_config(config, process: Process) -> None:
+  """``config_lib.validate``'s check of a restart sampler: the settings and the restart point on
+  the run's own main grid, before anything compiles."""
+  sp = config.sampling
+  restart = restart_from_config(config)
+  check_restart(sp.sampler, restart)
+  final = bool(sp.get("final_denoise", False))
+  num_steps = (sp.nfe - int(final) - restart_nfe(sp.sampler, restart)) // EVALS_PER_STEP.get(
+      sp.sampler, 1)
+  if num_steps < 1:
+    return  # the nfe check names sampling.nfe
+  span = sampling_span(process, sp.sampler, float(sp.get("noise_min", 0.0)),
+                       float(sp.get("noise_max", 0.0)))
+  rho = float(sp.get("rho", 7.0))
+  main = grids.make_grid(process, num_steps, sp.get("grid", "uniform_t"), rho, sp.time_power,
+                         span)
+  restart_plan(process, sp.sampler, main, restart, rho)
+
+
 def sampling_span(process: Process, sampler: str, noise_min: float = 0.0,
                   noise_max: float = 0.0) -> grids.Range:
   """:func:`lim_jax.processes.grids.sampling_range` for ``sampler``: a trajectory sampler (DLPM's
@@ -132,6 +252,7 @@ def available(process: Process) -> tuple[str, ...]:
     names += [n for n in DENOISER_SAMPLERS
               if (n not in ("ancestral", "dpmpp_2m_sde") or process.has_ancestral)
               and (n != "edm_sde" or process.has_churn)]
+    names += list(RESTART_SAMPLERS) if process.has_churn else []
   elif process.has_flow_form:
     names += list(FLOW_SAMPLERS)
   names += [n for n in process.extra_steps() if n not in names]
@@ -139,9 +260,10 @@ def available(process: Process) -> tuple[str, ...]:
   return tuple(names) + tuple(process.trajectory_samplers())
 
 
-def min_nfe(sampler: str, final_denoise: bool = False) -> int:
-  """The smallest ``sampling.nfe`` the sampler accepts."""
-  return (EVALS_PER_STEP.get(sampler, 1) * MIN_STEPS.get(sampler, 1)) + int(final_denoise)
+def min_nfe(sampler: str, final_denoise: bool = False, restart: Restart | None = None) -> int:
+  """The smallest ``sampling.nfe`` the sampler accepts (restarts included, :class:`Restart`)."""
+  return (EVALS_PER_STEP.get(sampler, 1) * MIN_STEPS.get(sampler, 1)) + int(final_denoise) + (
+      restart_nfe(sampler, restart))
 
 
 def _axpy(a: Array, x, y):
@@ -153,7 +275,8 @@ def make_sampler(process: Process, apply_fn, sampler: str, nfe: int, *, snr: flo
                  time_power: float = 1.0, grid: str = "uniform_t", rho: float = 7.0,
                  precond: precondition.Preconditioning = precondition.Preconditioning(),
                  final_denoise: bool = False, churn: Churn | None = None,
-                 noise_min: float = 0.0, noise_max: float = 0.0, batch_sharding=None,
+                 restart: Restart | None = None, noise_min: float = 0.0,
+                 noise_max: float = 0.0, batch_sharding=None,
                  save_trajectory: bool = False) -> Sampler:
   """Builds a jitted sampler.
 
@@ -169,6 +292,7 @@ def make_sampler(process: Process, apply_fn, sampler: str, nfe: int, *, snr: flo
     precond: the network parameterisation the model was trained with.
     final_denoise: spend the last evaluation on ``E[x0 | x_{t_min}]`` (module docstring).
     churn: the ``edm_sde`` settings (default :class:`Churn`).
+    restart: the ``restart`` / ``restart_2m`` settings (default :class:`Restart`).
     noise_min, noise_max: a shared sampling range in the noise level (> 0: raise the grid's
       bottom / lower its top, :func:`lim_jax.processes.grids.sampling_range`); below its own top
       the sampler starts from :meth:`Process.prior_at` there.
@@ -198,10 +322,15 @@ def make_sampler(process: Process, apply_fn, sampler: str, nfe: int, *, snr: flo
                             batch_sharding=batch_sharding, save_trajectory=save_trajectory)
     return _with_final_denoise(process, apply_fn, inner) if final_denoise else inner
   per_step = EVALS_PER_STEP.get(sampler, 1)
-  num_steps = (nfe - spare) // per_step
-  if nfe < min_nfe(sampler, final_denoise):
+  restart = restart or Restart()
+  if sampler in RESTART_SAMPLERS:
+    check_restart(sampler, restart)
+  extra_nfe = restart_nfe(sampler, restart)
+  num_steps = (nfe - spare - extra_nfe) // per_step  # main-grid steps
+  if nfe < min_nfe(sampler, final_denoise, restart):
     raise ValueError(f"sampling.nfe={nfe} is too small for {sampler!r} ({per_step} per step, "
                      f"at least {MIN_STEPS.get(sampler, 1)} step(s)"
+                     + (f" + {extra_nfe} on restarts" if extra_nfe else "")
                      + (" + 1 final denoising evaluation" if final_denoise else "") + ")")
 
   def net(params, state, t):
@@ -281,6 +410,28 @@ def make_sampler(process: Process, apply_fn, sampler: str, nfe: int, *, snr: flo
     z = process.ancestral_noise(key, n_hat)
     return move(state, t_next, d + bcast(r_s, y) * (bcast(r_s / r_t, y) * n_hat + b * z))
 
+  def restart_step(params, key, state, prev, t_from, t_cur, t_next, lift):
+    """One step of ``restart`` / ``restart_2m``: where ``lift``, first raise the noise level from
+    ``r(t_from)`` to ``r(t_cur)`` with fresh unit noise (the forward kernel), then one ``edm_heun``
+    or ``dpmpp_2m`` step from ``t_cur`` to ``t_next`` (module docstring)."""
+    r_from, r_t, r_s = (process.noise_level(t) for t in (t_from, t_cur, t_next))
+    channel = process.model_input(state, t_from)
+    y = channel / bcast(process.signal_scale(t_from), channel)
+    alpha = process.noise_stability
+    b = jnp.where(lift, jnp.maximum(r_t**alpha - r_from**alpha, 0.0) ** (1.0 / alpha), 0.0)
+    y = y + bcast(b, y) * process.ancestral_noise(key, y)
+    state = move(state, t_cur, y)
+    y, d = denoised(params, state, t_cur)
+    if sampler == "restart":
+      return heun(params, state, y, d, r_t, r_s, t_next), prev
+    d_prev, h_prev, has_prev = prev
+    h = jnp.log(r_t / r_s)
+    q = bcast(h_prev / h, y)
+    corrected = (1.0 + 0.5 / q) * d - (0.5 / q) * d_prev
+    d_eff = jnp.where(has_prev & ~lift, corrected, d)
+    return (move(state, t_next, d_eff + bcast(r_s / r_t, y) * (y - d_eff)),
+            (d, h, jnp.ones((), bool)))
+
   def step(params, key, state, t_cur, t_next):
     if sampler == "euler":
       drift = process.ode_drift(state, t_cur, net(params, state, t_cur))
@@ -299,6 +450,9 @@ def make_sampler(process: Process, apply_fn, sampler: str, nfe: int, *, snr: flo
       return process.corrector_step(k_corr, state, t_next, net(params, state, t_next), snr)
     return extra[sampler](key, state, t_cur, t_next, net(params, state, t_cur))
 
+  if sampler in RESTART_SAMPLERS:
+    schedule = restart_plan(process, sampler, grid_fn(num_steps), restart, rho)
+
   def sample(params, key, shape):
     k_prior, k_steps = jax.random.split(key)
     if span.starts_below_the_top(process):
@@ -314,19 +468,25 @@ def make_sampler(process: Process, apply_fn, sampler: str, nfe: int, *, snr: flo
 
     def body(carry, xs):
       state, prev = carry
-      i, t_cur, t_next = xs
-      tc = jnp.full((batch,), t_cur)
-      tn = jnp.full((batch,), t_next)
+      i, t_from, t_cur, t_next, lift = xs
+      full = lambda v: jnp.full((batch,), v)  # noqa: E731
       k = jax.random.fold_in(k_steps, i)
-      if sampler in DENOISER_SAMPLERS:
-        state, prev = denoiser_step(params, k, state, prev, tc, tn)
+      if sampler in RESTART_SAMPLERS:
+        state, prev = restart_step(params, k, state, prev, full(t_from), full(t_cur),
+                                   full(t_next), lift)
+      elif sampler in DENOISER_SAMPLERS:
+        state, prev = denoiser_step(params, k, state, prev, full(t_cur), full(t_next))
       else:
-        state = step(params, k, state, tc, tn)
+        state = step(params, k, state, full(t_cur), full(t_next))
       return (state, prev), (process.readout(state) if save_trajectory else None)
 
+    if sampler in RESTART_SAMPLERS:
+      xs = schedule
+    else:
+      xs = (grid[:-1], grid[:-1], grid[1:], jnp.zeros((num_steps,), bool))
     prev = (jnp.zeros(data_shape), jnp.ones((batch,)), jnp.zeros((), bool))
     (state, _), traj = jax.lax.scan(body, (state, prev),
-                                    (jnp.arange(num_steps), grid[:-1], grid[1:]))
+                                    (jnp.arange(xs[0].shape[0]),) + tuple(xs))
     if final_denoise:
       t_end = jnp.full((batch,), grid[-1])
       x = process.denoise(state, t_end, net(params, state, t_end))
@@ -334,8 +494,9 @@ def make_sampler(process: Process, apply_fn, sampler: str, nfe: int, *, snr: flo
       x = process.readout(state)
     return (x, traj) if save_trajectory else x
 
-  return Sampler(sample=jax.jit(sample, static_argnums=2), nfe=num_steps * per_step + spare,
-                 num_steps=num_steps)
+  return Sampler(sample=jax.jit(sample, static_argnums=2),
+                 nfe=num_steps * per_step + extra_nfe + spare,
+                 num_steps=num_steps + restart.k * restart.steps(sampler) * (extra_nfe > 0))
 
 
 def _with_final_denoise(process: Process, apply_fn, inner: Sampler) -> Sampler:
@@ -364,6 +525,7 @@ def sampler_from_config(config, process: Process, apply_fn, sampler: str | None 
       time_power=sp.time_power, grid=sp.get("grid", "uniform_t"), rho=sp.get("rho", 7.0),
       precond=precondition.from_config(config.model, process),
       final_denoise=bool(sp.get("final_denoise", False)), churn=churn_from_config(sp),
+      restart=restart_from_config(config),
       noise_min=float(sp.get("noise_min", 0.0)), noise_max=float(sp.get("noise_max", 0.0)),
       batch_sharding=batch_sharding,
       save_trajectory=save_trajectory)
@@ -378,3 +540,14 @@ def churn_from_config(sp) -> Churn:
                s_tmin=float(sp.get("s_tmin", d.s_tmin)),
                s_tmax=s_tmax if s_tmax > 0 else math.inf,
                s_noise=float(sp.get("s_noise", d.s_noise)))
+
+
+def restart_from_config(config) -> Restart:
+  """:class:`Restart` from ``sampling.restart_k``, ``restart_nfe`` and the interval
+  ``sampling.restart_min`` / ``restart_max``, which is in units of ``model.sigma_data`` (absent
+  fields take the class defaults)."""
+  sp, d = config.sampling, Restart()
+  scale = float(config.model.get("sigma_data", 1.0))
+  return Restart(k=sp.get("restart_k", d.k), nfe=sp.get("restart_nfe", d.nfe),
+                 r_lo=float(sp.get("restart_min", d.r_lo)) * scale,
+                 r_hi=float(sp.get("restart_max", d.r_hi)) * scale)
