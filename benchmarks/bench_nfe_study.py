@@ -75,8 +75,8 @@ DATASETS = ("sas", "grid_imbalanced", "moons")
 FAMILIES = ("gaussian", "levy", "jump", "fbm", "mixture", "student_t")
 SAMPLERS = {"ode": "ei_ode", "sde": "ei_sde"}
 # --samplers=exact: every exact / denoiser-form sampler a family has (plus its own PF-ODE Heun).
-EXACT = ("ddim", "edm_heun", "dpmpp_2m", "dpmpp_2m_sde", "ancestral", "ei_ode", "ei_sde", "dlpm",
-         "heun")
+EXACT = ("ddim", "edm_heun", "dpmpp_2m", "dpmpp_2m_sde", "ancestral", "restart", "restart_2m",
+         "ei_ode", "ei_sde", "dlpm", "heun")
 DETERMINISTIC = frozenset({"euler", "heun", "ei_ode", "ddim", "edm_heun", "dpmpp_2m", "dlim",
                            "lim_ode", "ei_ode_v"})
 PRESETS = {

@@ -337,24 +337,24 @@ def validate(config: ConfigDict, num_devices: int | None = None,
   for f in ("nfe", "num_samples", "batch_size"):
     _positive_int(config, f"sampling.{f}")
   final = sp.get("final_denoise", False) is True
+  d = samplers.Restart()  # restart / restart_2m: checked whatever the sampler, as the s_* fields
+  k, per_restart = sp.get("restart_k", d.k), sp.get("restart_nfe", d.nfe)
+  _require(isinstance(k, numbers.Integral) and not isinstance(k, bool) and k >= 0,
+           "sampling.restart_k", "must be an integer >= 0", k)
+  _require(isinstance(per_restart, numbers.Integral) and not isinstance(per_restart, bool)
+           and per_restart > 0, "sampling.restart_nfe", "must be a positive integer",
+           per_restart)
+  lo = _finite_number(sp, "sampling.restart_min", d.r_lo, strict=True)
+  hi = _finite_number(sp, "sampling.restart_max", d.r_hi, strict=True)
+  _require(lo < hi, "sampling.restart_min", f"must be below sampling.restart_max ({hi!r})", lo)
   restart = None
   if sp.sampler in samplers.RESTART_SAMPLERS:
-    d = samplers.Restart()
-    k, per_restart = sp.get("restart_k", d.k), sp.get("restart_nfe", d.nfe)
-    _require(isinstance(k, numbers.Integral) and not isinstance(k, bool) and k >= 0,
-             "sampling.restart_k", "must be an integer >= 0", k)
-    _require(isinstance(per_restart, numbers.Integral) and not isinstance(per_restart, bool)
-             and per_restart > 0, "sampling.restart_nfe", "must be a positive integer",
-             per_restart)
-    lo = _finite_number(sp, "sampling.restart_min", d.r_lo, strict=True)
-    hi = _finite_number(sp, "sampling.restart_max", d.r_hi, strict=True)
-    _require(lo < hi, "sampling.restart_min", f"must be below sampling.restart_max ({hi!r})", lo)
     restart = samplers.restart_from_config(config)
     samplers.check_restart(sp.sampler, restart)  # restart_nfe a multiple of the step's NFE
   least = samplers.min_nfe(sp.sampler, final, restart)
   _require(sp.nfe >= least, "sampling.nfe",
            f"is too small for sampler {sp.sampler!r} (it needs at least {least}"
-           + (f", including {samplers.restart_nfe(sp.sampler, restart)} on restarts"
+           + (f", of which {samplers.restart_nfe(sp.sampler, restart)} on restarts"
               if restart is not None else "")
            + (", including the final denoising evaluation" if final else "") + ")", sp.nfe)
   _require(sp.batch_size % num_devices == 0, "sampling.batch_size",

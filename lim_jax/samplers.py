@@ -49,15 +49,16 @@ family's steps see its native output whatever ``model.parameterization`` is. Sam
     exact for point-mass data.
 
   - ``restart``: Restart sampling (Xu et al. 2023, "Restart Sampling for Improving Generative
-    Processes", Alg. 1) with ``edm_heun`` steps, 2 NFE per step. The main grid is integrated with
-    the deterministic rule; at its point ``r_j`` nearest (in ``log r``) to the restart interval's
-    bottom ``r_lo``, ``K`` times: raise the noise level from ``r_j`` to ``r_hi`` by adding fresh
-    unit noise, ``y <- y + (r_hi^alpha - r_j^alpha)^{1/alpha} z`` (the forward kernel from
-    ``r_j`` to ``r_hi``: exact for a point mass, as in ``edm_sde``), and integrate back from
-    ``r_hi`` to ``r_j`` on a rho-spaced grid of ``restart_nfe / 2`` steps; then finish the main
-    grid. The large noise injections contract the errors accumulated above ``r_lo`` (the paper's
-    argument), while every step stays an ODE step. ``K = 0`` is ``edm_heun``. Offered where
-    :attr:`Process.has_churn`. NFE: ``main steps x 2 + K x restart_nfe (+ 1 final)``;
+    Processes", Alg. 1) with ``edm_heun`` steps, 2 NFE per step. The main grid is integrated
+    with the deterministic rule; at its point ``r_j`` below ``r_hi`` nearest (in ``log r``) to
+    the restart interval's bottom ``r_lo``, ``K`` times: raise the noise level from ``r_j`` to
+    ``r_hi`` with fresh unit noise, ``y <- y + (r_hi^alpha - r_j^alpha)^{1/alpha} z`` (the
+    forward kernel from ``r_j`` to ``r_hi``: exact for a point mass, as in ``edm_sde``), and
+    integrate back to ``r_j`` on a rho-spaced grid of ``restart_nfe / 2`` steps; then finish the
+    main grid. The noise injections contract the errors accumulated above the interval (the
+    paper's argument; one restart shrinks a Gaussian variance error by ``(v + r_j^2)/(v +
+    r_hi^2)``), while every step is an ODE step. ``K = 0`` is ``edm_heun``. Offered where
+    :attr:`Process.has_churn`. NFE: ``2 x main steps + K x restart_nfe (+ 1 final)``;
   - ``restart_2m``: the same with ``dpmpp_2m`` steps (1 NFE each; the multistep history restarts
     after each noise injection). ``K = 0`` is ``dpmpp_2m``.
 
@@ -182,14 +183,16 @@ def restart_schedule(grid, levels, restart: Restart, restart_grid) -> tuple:
   ``restart_grid(r_j) -> (n + 1,)`` the times of one restart's descent from ``r_hi`` to ``r_j``.
   A step moves the state from ``t_from`` to ``t_cur`` (adding fresh noise when ``raise``; otherwise
   ``t_from = t_cur``) and then integrates from ``t_cur`` to ``t_next``. The restart point ``j`` is
-  the main grid point (after the first) nearest ``r_lo`` in ``log r``; it must lie below ``r_hi``.
+  the main grid point (after the first) below ``r_hi`` nearest ``r_lo`` in ``log r`` (Xu et al.
+  move ``t_min`` to the nearest main grid point likewise).
   """
   grid, levels = np.asarray(grid, np.float64), np.asarray(levels, np.float64)
-  j = 1 + int(np.argmin(np.abs(np.log(levels[1:]) - math.log(restart.r_lo))))
-  if restart.k > 0 and not levels[j] < restart.r_hi:
-    raise ValueError(f"sampling.restart_max = {restart.r_hi:g} must lie above the main grid's "
-                     f"restart point r = {levels[j]:g} (the point nearest sampling.restart_min "
-                     f"= {restart.r_lo:g}); raise it or add steps")
+  below = levels[1:] < restart.r_hi
+  if restart.k > 0 and not below.any():
+    raise ValueError(f"sampling.restart_max = {restart.r_hi:g} must lie above the sampling "
+                     f"range's bottom r = {levels[-1]:g}: no main grid point to restart from")
+  distance = np.where(below, np.abs(np.log(levels[1:]) - math.log(restart.r_lo)), np.inf)
+  j = 1 + int(np.argmin(distance))
   rows = [(grid[i], grid[i], grid[i + 1], False) for i in range(j)]
   if restart.k > 0:
     inner = np.asarray(restart_grid(float(levels[j])), np.float64)

@@ -393,7 +393,10 @@ def test_shared_sampling_range_refusals():
     ("training.noise_levels", "uniform"), ("training.p_std", 0.0), ("training.p_std", -1.0),
     ("model.parameterization", "v"), ("model.sigma_data", 0.0), ("model.input_bound", "yes"),
     ("sampling.grid", "karras"), ("sampling.rho", 0.0), ("sampling.s_churn", -1.0),
-    ("sampling.s_noise", 0.0), ("sampling.s_tmin", -0.1), ("sampling.s_tmax", float("inf"))])
+    ("sampling.s_noise", 0.0), ("sampling.s_tmin", -0.1), ("sampling.s_tmax", float("inf")),
+    ("sampling.restart_k", -1), ("sampling.restart_nfe", 0),
+    ("sampling.restart_min", 0.0), ("sampling.restart_max", float("nan")),
+    ("sampling.restart_min", 0.9)])
 def test_bad_design_space_values_are_refused(field, value):
   """Each bad value is refused by ``config_lib.validate`` with the field named first."""
   cfg = config_lib.default_config()
@@ -401,6 +404,26 @@ def test_bad_design_space_values_are_refused(field, value):
   cfg[section][name] = value
   with pytest.raises(ValueError, match=f"^{field.replace('.', '[.]')}"):
     config_lib.validate(cfg)
+
+
+def test_bad_restart_settings_are_refused_for_the_restart_samplers():
+  """``restart`` spends 2 NFE a step, so an odd ``restart_nfe`` is refused; a budget that the
+  restarts use up is refused naming ``sampling.nfe``; a ``restart_max`` with no main grid point
+  below it is refused naming it. All before anything compiles."""
+  cfg = config_lib.default_config()
+  cfg.sampling.sampler, cfg.sampling.nfe, cfg.sampling.restart_nfe = "restart", 35, 3
+  with pytest.raises(ValueError, match="^sampling[.]restart_nfe"):
+    config_lib.validate(cfg)
+  cfg.sampling.restart_nfe, cfg.sampling.nfe = 4, 9  # 8 on restarts + the final evaluation
+  with pytest.raises(ValueError, match="^sampling[.]nfe.*8 on restarts"):
+    config_lib.validate(cfg)
+  # The restart point is a main grid level below restart_max (the lowest is r = 0.002).
+  cfg.sampling.sampler, cfg.sampling.nfe = "restart_2m", 35
+  cfg.sampling.restart_min, cfg.sampling.restart_max = 0.001, 0.0015
+  with pytest.raises(ValueError, match="^sampling[.]restart_max"):
+    config_lib.validate(cfg)
+  cfg.sampling.restart_min, cfg.sampling.restart_max = 0.12, 0.6
+  assert config_lib.validate(cfg).family == "gaussian"
 
 
 def test_s_tmax_below_s_tmin_is_refused():

@@ -72,7 +72,8 @@ Samplers (reverse time ``tau = T - t``, step from ``s = t_cur`` to ``t = t_next`
   noise level ``r`` the PF-ODE is ``dy/dr = r_hat``, the denoiser-form flow with
   ``D_v = y - r r_hat`` (:meth:`JumpProcess.flow_denoise`); ``ddim`` is then ``ei_ode``, and
   ``edm_heun`` (Karras et al. 2022, Alg. 1) and ``dpmpp_2m`` (Lu et al. 2022) are second-order
-  rules for it. The stochastic denoiser-form rules need a fixed noise law and are not offered.
+  rules for it. The stochastic denoiser-form rules (``restart`` included) need a fixed noise law
+  and are not offered.
 
 Bad parameters are refused by :meth:`JumpProcess.validate` with the config field named.
 """
@@ -302,7 +303,8 @@ class JumpProcess(base.Process):
     why = ("jump's kernel is not location-scale, so the stochastic denoiser-form steps, which add "
            "fresh noise of one fixed law, do not apply; its own reverse SDE is em / ei_sde, and "
            "ddim / edm_heun / dpmpp_2m integrate its PF-ODE")
-    return {name: why for name in ("ancestral", "dpmpp_2m_sde", "edm_sde")}
+    return {name: why for name in ("ancestral", "dpmpp_2m_sde", "edm_sde", "restart",
+                                   "restart_2m")}
 
   def flow_denoise(self, state, t: Array, model_out: Array) -> Array:
     """``D_v = y - r r_hat``: in ``y = x / m_t`` and the noise level ``r = sqrt(q (e^{bt} - 1))``

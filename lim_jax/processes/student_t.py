@@ -273,7 +273,7 @@ class StudentTProcess(base.Process):
     why = ("student_t has no consistent stochastic sampler (ancestral and em keep the spread of "
            "the noise too small for spread-out data, docs/families/student_t.md); use ei_ode, "
            "dpmpp_2m or edm_heun")
-    return {"ei_sde": why, "edm_sde": why}
+    return {"ei_sde": why, "edm_sde": why, "restart": why, "restart_2m": why}
 
 
 def config_fields() -> dict:
