@@ -381,6 +381,17 @@ def make_sampler(process: Process, apply_fn, sampler: str, nfe: int, *, snr: flo
     _, d = denoised(params, state, t_hat)
     return state, y_hat, d, r_hat
 
+  def multistep(d, prev, r_t, r_s, fresh=False):
+    """DPM-Solver++(2M)'s ``D' = (1 + 1/(2q)) D_i - D_{i-1}/(2q)``, ``q = h_{i-1}/h_i`` in
+    ``lambda = -log r``, and the next carry. ``prev = (D_{i-1}, h_{i-1}, whether it exists)``;
+    the first step, and a step right after a restart's noise injection (``fresh``), use ``D``."""
+    d_prev, h_prev, has_prev = prev
+    h = jnp.log(r_t / r_s)
+    q = bcast(h_prev / h, d)
+    corrected = (1.0 + 0.5 / q) * d - (0.5 / q) * d_prev
+    use = jnp.logical_and(has_prev, jnp.logical_not(fresh))
+    return jnp.where(use, corrected, d), (d, h, jnp.ones((), bool))
+
   def denoiser_step(params, key, state, prev, t_cur, t_next):
     r_t, r_s = process.noise_level(t_cur), process.noise_level(t_next)
     if sampler == "edm_sde":
@@ -393,13 +404,7 @@ def make_sampler(process: Process, apply_fn, sampler: str, nfe: int, *, snr: flo
       return heun(params, state, y, d, r_t, r_s, t_next), prev
     if sampler == "ancestral":
       return ancestral(key, state, y, d, r_t, r_s, t_next), prev
-    # dpmpp_2m(_sde): prev = (D of the previous step, its h = log(r_prev / r_t), whether it exists).
-    d_prev, h_prev, has_prev = prev
-    h = jnp.log(r_t / r_s)
-    q = bcast(h_prev / h, y)
-    corrected = (1.0 + 0.5 / q) * d - (0.5 / q) * d_prev
-    d_eff = jnp.where(has_prev, corrected, d)
-    carry = (d, h, jnp.ones((), bool))
+    d_eff, carry = multistep(d, prev, r_t, r_s)
     if sampler == "dpmpp_2m_sde":
       return ancestral(key, state, y, d_eff, r_t, r_s, t_next), carry
     return move(state, t_next, d_eff + ratio * (y - d_eff)), carry
@@ -427,13 +432,8 @@ def make_sampler(process: Process, apply_fn, sampler: str, nfe: int, *, snr: flo
     y, d = denoised(params, state, t_cur)
     if sampler == "restart":
       return heun(params, state, y, d, r_t, r_s, t_next), prev
-    d_prev, h_prev, has_prev = prev
-    h = jnp.log(r_t / r_s)
-    q = bcast(h_prev / h, y)
-    corrected = (1.0 + 0.5 / q) * d - (0.5 / q) * d_prev
-    d_eff = jnp.where(has_prev & ~lift, corrected, d)
-    return (move(state, t_next, d_eff + bcast(r_s / r_t, y) * (y - d_eff)),
-            (d, h, jnp.ones((), bool)))
+    d_eff, carry = multistep(d, prev, r_t, r_s, fresh=lift)
+    return move(state, t_next, d_eff + bcast(r_s / r_t, y) * (y - d_eff)), carry
 
   def step(params, key, state, t_cur, t_next):
     if sampler == "euler":
