@@ -388,6 +388,12 @@ def validate(config: ConfigDict, num_devices: int | None = None,
 
   ev = config.eval
   _positive_int(config, "eval.num_samples")
+  for nfe in tuple(ev.get("nfe_sweep", ())):  # each is a sampling.nfe of the evaluation
+    _require(isinstance(nfe, numbers.Integral) and not isinstance(nfe, bool) and nfe >= least,
+             "eval.nfe_sweep", f"entries must be integers >= {least} for sampler "
+             f"{sp.sampler!r} (its smallest sampling.nfe)", tuple(ev.nfe_sweep))
+    if restart is not None:
+      samplers.check_restart_config(config, process, nfe)
   metric_registry.validate_metrics(ev, data.is_image(config.data))
   return process
 

@@ -216,14 +216,15 @@ def restart_plan(process: Process, sampler: str, main_grid, restart: Restart,
           grids.power_grid(restart.r_hi, r_j, restart.steps(sampler), rho)))
 
 
-def check_restart_config(config, process: Process) -> None:
+def check_restart_config(config, process: Process, nfe: int | None = None) -> None:
   """``config_lib.validate``'s check of a restart sampler: the settings and the restart point on
-  the run's own main grid, before anything compiles."""
+  the run's own main grid at ``nfe`` (default ``sampling.nfe``), before anything compiles."""
   sp = config.sampling
   restart = restart_from_config(config)
   check_restart(sp.sampler, restart)
   final = bool(sp.get("final_denoise", False))
-  num_steps = (sp.nfe - int(final) - restart_nfe(sp.sampler, restart)) // EVALS_PER_STEP.get(
+  nfe = sp.nfe if nfe is None else nfe
+  num_steps = (nfe - int(final) - restart_nfe(sp.sampler, restart)) // EVALS_PER_STEP.get(
       sp.sampler, 1)
   if num_steps < 1:
     return  # the nfe check names sampling.nfe

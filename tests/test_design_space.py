@@ -426,6 +426,17 @@ def test_bad_restart_settings_are_refused_for_the_restart_samplers():
   assert config_lib.validate(cfg).family == "gaussian"
 
 
+def test_an_nfe_sweep_below_the_samplers_minimum_is_refused():
+  """``eval.nfe_sweep`` entries are ``sampling.nfe`` values of the evaluation, so each must meet
+  the sampler's minimum (``dpmpp_2m`` with the final denoising evaluation: 3) before training."""
+  cfg = config_lib.default_config()
+  cfg.sampling.sampler, cfg.eval.nfe_sweep = "dpmpp_2m", (10, 2)
+  with pytest.raises(ValueError, match="^eval[.]nfe_sweep.*>= 3"):
+    config_lib.validate(cfg)
+  cfg.eval.nfe_sweep = (3, 10)
+  assert config_lib.validate(cfg).family == "gaussian"
+
+
 def test_s_tmax_below_s_tmin_is_refused():
   cfg = config_lib.default_config()
   cfg.sampling.s_tmin, cfg.sampling.s_tmax = 1.0, 0.5
