@@ -211,7 +211,7 @@ def test_tuning_selects_on_validation_and_reports_test_only_for_the_choice(tmp_p
   monkeypatch.setattr(runner.train, "train_and_evaluate", fake_train)
   monkeypatch.setattr(runner.evaluate, "evaluate_record", fake_evaluate)
   base = config_lib.load_file(ROOT / "configs" / "toy_gaussian.py")
-  out = study.run_study(base, "gaussian,levy,jump", 2, str(tmp_path), nfe=[1, 2],
+  out = study.run_study(base, "gaussian,levy,jump", 2, str(tmp_path), nfe=[2, 4],
                         tune=["optim.learning_rate=1e-3,3e-3"], progress=lambda line: None)
   assert out["tune"]["selected"] == {"gaussian": "optim.learning_rate=0.003",
                                      "levy": "optim.learning_rate=0.001",
@@ -219,14 +219,14 @@ def test_tuning_selects_on_validation_and_reports_test_only_for_the_choice(tmp_p
   tests = sorted(c for c in calls if c[3] == "test")
   assert tests == [("gaussian", 3e-3, 0, "test"), ("gaussian", 3e-3, 1, "test"),
                    ("levy", 1e-3, 0, "test"), ("levy", 1e-3, 1, "test")]
-  cell = out["summary"]["levy"]["sliced_wasserstein"]["1"]
-  assert cell["values"] == {"0": 1.1, "1": 1.11}
+  cell = out["summary"]["levy"]["sliced_wasserstein"]["2"]
+  assert cell["values"] == {"0": 1.1 / 2, "1": 1.11 / 2}
   assert [r["status"] for r in out["runs"] if r["family"] == "jump"] == ["failed"] * 4
   md = (tmp_path / "compare.md").read_text()
   assert "Runs that did not finish" in md and "non-finite loss at step 3" in md
   assert "(selected)" in md
   calls.clear()
-  study.run_study(base, "gaussian,levy,jump", 2, str(tmp_path), nfe=[1, 2],
+  study.run_study(base, "gaussian,levy,jump", 2, str(tmp_path), nfe=[2, 4],
                   tune=["optim.learning_rate=1e-3,3e-3"], progress=lambda line: None)
   assert not calls  # a rerun re-evaluates nothing
 
